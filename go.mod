@@ -1,0 +1,3 @@
+module github.com/eventgate/eventgate
+
+go 1.26
