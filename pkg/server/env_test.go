@@ -1,0 +1,74 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEnvFrom(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		want    Env
+		wantErr []string // every variable the error must name
+	}{
+		{name: "nothing set: defaults", vars: nil, want: Env{Port: 9330}},
+		{
+			name: "everything set",
+			vars: map[string]string{
+				EnvNamespace: "argo-events", EnvEventSourceConfigMap: "other-ns/calendar-event-source",
+				EnvName: "calendar-gateway", EnvControllerInstanceID: "argo-events",
+				EnvControllerName: "gateway-controller", EnvServerPort: "9331", EnvServerHost: "127.0.0.1",
+			},
+			want: Env{
+				Namespace: "argo-events", EventSourceConfigMap: "other-ns/calendar-event-source",
+				Name: "calendar-gateway", ControllerInstanceID: "argo-events",
+				ControllerName: "gateway-controller", Port: 9331, Host: "127.0.0.1",
+			},
+		},
+		{name: "port zero picks a free port", vars: map[string]string{EnvServerPort: "0"}, want: Env{Port: 0}},
+		{name: "empty port keeps the default", vars: map[string]string{EnvServerPort: ""}, want: Env{Port: 9330}},
+		{name: "port not a number", vars: map[string]string{EnvServerPort: "ninety"}, wantErr: []string{EnvServerPort}},
+		{name: "port out of range", vars: map[string]string{EnvServerPort: "70000"}, wantErr: []string{EnvServerPort}},
+		{name: "negative port", vars: map[string]string{EnvServerPort: "-1"}, wantErr: []string{EnvServerPort}},
+		{name: "upper-case namespace", vars: map[string]string{EnvNamespace: "Argo"}, wantErr: []string{EnvNamespace}},
+		{name: "config map with two slashes", vars: map[string]string{EnvEventSourceConfigMap: "a/b/c"}, wantErr: []string{EnvEventSourceConfigMap}},
+		{name: "host with a port", vars: map[string]string{EnvServerHost: "127.0.0.1:80"}, wantErr: []string{EnvServerHost}},
+		{
+			name:    "every problem reported",
+			vars:    map[string]string{EnvName: "bad_name", EnvServerPort: "x", EnvControllerName: "-x"},
+			wantErr: []string{EnvName, EnvServerPort, EnvControllerName},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := EnvFrom(func(k string) (string, bool) { v, ok := tc.vars[k]; return v, ok })
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("EnvFrom = %+v, want an error naming %v", got, tc.wantErr)
+				}
+				for _, name := range tc.wantErr {
+					if !strings.Contains(err.Error(), name+": ") {
+						t.Errorf("error %q does not name %s", err, name)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("EnvFrom: %v", err)
+			}
+			if got != tc.want {
+				t.Errorf("EnvFrom = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnvAddress(t *testing.T) {
+	if got := (Env{Port: 9330}).Address(); got != ":9330" {
+		t.Errorf("Address = %q, want :9330 (all interfaces, as v0.10)", got)
+	}
+	if got := (Env{Host: "127.0.0.1", Port: 0}).Address(); got != "127.0.0.1:0" {
+		t.Errorf("Address = %q", got)
+	}
+}
