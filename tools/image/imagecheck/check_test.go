@@ -1,0 +1,144 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+var binary = []byte("\x7fELF pretend binary")
+
+// fixture describes an image to write; the zero value changed by one field gives each bad case.
+type fixture struct {
+	path, user, arch string
+	mode             int64
+	uid              int
+	content          []byte
+	entrypoint       []string
+}
+
+func good() fixture {
+	return fixture{path: "bin/calendar", user: "65532:65532", arch: "amd64", mode: 0o755,
+		content: binary, entrypoint: []string{"/bin/calendar"}}
+}
+
+func writeFixture(t *testing.T, f fixture) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: f.path, Mode: f.mode, Uid: f.uid, Size: int64(len(f.content)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(f.content); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile() // keeps the layer's diff id
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OS, cfg.Architecture = "linux", f.arch
+	cfg.Config = v1.Config{Entrypoint: f.entrypoint, User: f.user}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "image.tar")
+	tag, err := name.NewTag("eventgate/calendar:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tarball.WriteToFile(out, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	binPath := filepath.Join(t.TempDir(), "calendar")
+	if err := os.WriteFile(binPath, binary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*fixture)
+		want   string // "" for a passing image, else part of the error
+	}{
+		{"good image", func(*fixture) {}, ""},
+		{"root user", func(f *fixture) { f.user = "0:0" }, `user is "0:0"`},
+		{"no user means root", func(f *fixture) { f.user = "" }, `user is ""`},
+		{"named root", func(f *fixture) { f.user = "root" }, `user is "root"`},
+		{"wrong entrypoint", func(f *fixture) { f.entrypoint = []string{"/bin/sh"} }, "entrypoint is"},
+		{"binary missing", func(f *fixture) { f.path = "usr/bin/calendar" }, "no file /bin/calendar"},
+		{"not executable", func(f *fixture) { f.mode = 0o644 }, "has mode -rw-r--r--"},
+		{"owned by a user", func(f *fixture) { f.uid = 65532 }, "owned by 65532:0"},
+		{"other bytes", func(f *fixture) { f.content = []byte("something else") }, "differs from the expected binary"},
+		{"wrong arch", func(f *fixture) { f.arch = "arm64" }, "platform is linux/arm64"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := good()
+			tc.change(&f)
+			var stdout bytes.Buffer
+			err := run([]string{"--tarball", writeFixture(t, f), "--entrypoint", "/bin/calendar", "--binary", binPath},
+				&stdout, t.Output())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %v, want none", err)
+			case tc.want == "" && !strings.Contains(stdout.String(), ": ok"):
+				t.Errorf("stdout = %q, want an ok line", stdout.String())
+			case tc.want != "" && err == nil:
+				t.Fatalf("no error, want one containing %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Errorf("error = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	notTar := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(notTar, []byte("not a tarball"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no flags", nil, "usage:"},
+		{"no entrypoint", []string{"--tarball", notTar}, "usage:"},
+		{"stray argument", []string{"--tarball", notTar, "--entrypoint", "/bin/x", "more"}, "usage:"},
+		{"not a tarball", []string{"--tarball", notTar, "--entrypoint", "/bin/x"}, "load " + notTar},
+		{"missing binary", []string{"--tarball", notTar, "--entrypoint", "/bin/x", "--binary", notTar + ".nope"}, "binary:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(tc.args, io.Discard, t.Output())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

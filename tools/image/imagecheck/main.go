@@ -1,0 +1,49 @@
+// Command imagecheck verifies an image tarball written by tools/image: the entrypoint is the
+// expected binary (byte for byte when --binary is given), executable, owned by root, and the
+// image runs as a non-root user. go_image's <name>_test runs it on every service image.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "imagecheck:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("imagecheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		tarballPath = fs.String("tarball", "", "image tarball to check (required)")
+		entrypoint  = fs.String("entrypoint", "", "the entrypoint the image must have, e.g. /bin/calendar (required)")
+		binary      = fs.String("binary", "", "if set, the entrypoint file must have exactly these bytes")
+		arch        = fs.String("arch", "amd64", "the architecture the image must declare")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *tarballPath == "" || *entrypoint == "" || fs.NArg() > 0 {
+		return errors.New("usage: imagecheck --tarball FILE --entrypoint /bin/NAME [--binary FILE] [--arch amd64]")
+	}
+	want := expectation{entrypoint: *entrypoint, arch: *arch}
+	if *binary != "" {
+		data, err := os.ReadFile(*binary)
+		if err != nil {
+			return fmt.Errorf("binary: %w", err)
+		}
+		want.content = data
+	}
+	if err := checkTarball(*tarballPath, want); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "%s: ok (entrypoint %s, non-root user, %s)\n", *tarballPath, *entrypoint, *arch)
+	return err
+}
