@@ -19,6 +19,7 @@ type options struct {
 	tarballTag name.Tag // the name `docker load` gives the image
 	layout     string
 	push       name.Reference // nil: do not push
+	quiet      bool
 }
 
 // stringList is a repeatable flag.
@@ -40,6 +41,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		layout     = fs.String("oci-layout", "", "write an OCI image layout into this directory")
 		pushRef    = fs.String("push", "", "push the image to this reference, REGISTRY/REPO[:TAG]")
 		insecure   = fs.Bool("insecure", false, "allow plain HTTP to the --push registry (loopback registries use HTTP anyway)")
+		quiet      = fs.Bool("quiet", false, "log errors only (build actions stay silent unless they fail)")
 		env, ports stringList
 	)
 	fs.Var(&env, "env", "KEY=VALUE added to the image's environment (repeatable)")
@@ -74,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		image:   imageSpec{binary: *binary, name: *binName, arch: *arch},
 		tarball: *tarball,
 		layout:  *layout,
+		quiet:   *quiet,
 	}
 	var err error
 	// An empty tag would silently become "latest"; say so instead.
