@@ -74,8 +74,8 @@ func TestExampleEventSourcesAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sources) < 4 {
-		t.Fatalf("example has %d event sources, want at least 4", len(sources))
+	if len(sources) < 5 {
+		t.Fatalf("example has %d event sources, want at least 5", len(sources))
 	}
 	for name, data := range sources {
 		if _, err := (gateway{clock: wallClock{}}).Parse(name, data); err != nil {
