@@ -1,0 +1,127 @@
+"""go_image: an OCI image for a static Go binary, built without a container daemon.
+
+rules_oci and rules_docker cannot be had offline for Bazel 4.2, so images come from
+//tools/image, a small go-containerregistry tool: empty base, one layer with the binary at
+/bin/<binary name> (0755, root) plus /etc/passwd naming the non-root user, entrypoint
+/bin/<binary name>, user 65532:65532, linux/<arch>, fixed timestamps. Same binary, same
+digest.
+
+Every service's BUILD.bazel ends with
+
+    load("//tools:image.bzl", "go_image")
+
+    go_image(
+        name = "image",
+        binary = ":calendar",
+    )
+
+and gets:
+  :image.tar   the docker-loadable tarball (`bazel build //services/gateways/calendar:image.tar`,
+               tagged eventgate/<binary name>:latest)
+  :image       `bazel run` writes the tarball to <workspace>/out/images/<package>/image.tar and
+               prints the digest; `bazel run :image -- --push 127.0.0.1:5000/eventgate/calendar:latest`
+               also pushes it (add `--insecure` for a plain-HTTP registry that is not on loopback)
+  :image_test  checks the tarball: entrypoint, non-root user, the binary byte for byte
+
+The binary MUST be statically linked, since the image has no libc: set `pure = "on"` on its
+go_binary (gazelle keeps that hand-set attribute). The tool refuses a dynamically linked
+binary with an error saying so.
+"""
+
+_TOOL = "//tools/image"
+_CHECK = "//tools/image/imagecheck"
+_RUN = "//tools/image:run.sh"
+
+def _label_name(label):
+    """The target name of a label: ":calendar", "//a/b:calendar" and "//a/calendar" give "calendar"."""
+    if ":" in label:
+        return label.rsplit(":", 1)[1]
+    return label.rsplit("/", 1)[-1]
+
+def _quote(s):
+    """Quotes s for the genrule's shell command."""
+    return "'" + s.replace("'", "'\\''") + "'"
+
+def go_image(
+        name,
+        binary,
+        repository = None,
+        tag = "latest",
+        env = [],
+        ports = [],
+        arch = "amd64",
+        visibility = None,
+        tags = [],
+        **kwargs):
+    """An OCI image running `binary` as a non-root user; see the file comment for the targets.
+
+    Args:
+      name: the runnable target; the tarball is `<name>.tar`, the check `<name>_test`.
+      binary: a go_binary with pure = "on" (static); it becomes /bin/<its target name>.
+      repository: the name the tarball is tagged with; default "eventgate/<binary name>".
+      tag: the tarball's tag.
+      env: ["KEY=VALUE", ...] added to the image's environment.
+      ports: ports the image declares, "9330" or "9330/tcp".
+      arch: the CPU architecture of the binary (amd64 or arm64); the tool checks the ELF.
+      visibility: of the tarball and the runnable target.
+      tags: added to every generated target.
+      **kwargs: passed to every generated target (e.g. testonly).
+    """
+    bin_name = _label_name(binary)
+    if repository == None:
+        repository = "eventgate/" + bin_name
+
+    # The same flags for the build action and for `bazel run`, so both make the same image.
+    flags = ["--name", bin_name, "--repository", repository, "--tag", tag, "--arch", arch]
+    flags += ["--env=" + e for e in env]
+    flags += ["--port=" + p for p in ports]
+
+    native.genrule(
+        name = name + "_tarball",
+        srcs = [binary],
+        outs = [name + ".tar"],
+        cmd = " ".join(
+            ["$(execpath %s)" % _TOOL, "--quiet", "--binary", "$(execpath %s)" % binary] +
+            [_quote(f) for f in flags] +
+            ["--tarball", "$@", ">/dev/null"],
+        ),
+        tools = [_TOOL],
+        message = "Building image " + repository + ":" + tag,
+        visibility = visibility,
+        tags = tags,
+        **kwargs
+    )
+
+    native.sh_binary(
+        name = name,
+        srcs = [_RUN],
+        data = [_TOOL, binary],
+        args = [
+            "$(rootpath %s)" % _TOOL,
+            native.package_name() + "/" + name,
+            "--binary",
+            "$(rootpath %s)" % binary,
+        ] + [_quote(f) for f in flags],  # args are split like a shell would
+        visibility = visibility,
+        tags = tags,
+        **kwargs
+    )
+
+    native.sh_test(
+        name = name + "_test",
+        size = "small",
+        srcs = [_CHECK],
+        data = [":" + name + ".tar", binary],
+        args = [
+            "--tarball",
+            "$(rootpath :%s.tar)" % name,
+            "--entrypoint",
+            "/bin/" + bin_name,
+            "--binary",
+            "$(rootpath %s)" % binary,
+            "--arch",
+            arch,
+        ],
+        tags = tags,
+        **kwargs
+    )
