@@ -70,8 +70,21 @@ GAZELLE_KEY="$({ echo "gazelle=$GAZELLE_VERSION go=$GO_VERSION goroot=$GOROOT_PA
 } | sha256sum | cut -c1-16)"
 GAZELLE_BIN="$CACHE_DIR/gazelle/$GAZELLE_VERSION-$GAZELLE_KEY/gazelle"
 
-if [[ $force == 0 && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$BAZEL_BIN" && -x "$GAZELLE_BIN" \
-      && -f "$TP/rules_go/WORKSPACE" && -f "$TP/bazel_gazelle/WORKSPACE" && -f "$TP/rules_cc/WORKSPACE" ]]; then
+up_to_date() {
+  [[ $force == 0 && -f "$STAMP" && "$(cat "$STAMP")" == "$KEY" && -x "$BAZEL_BIN" && -x "$GAZELLE_BIN" \
+     && -f "$TP/rules_go/WORKSPACE" && -f "$TP/bazel_gazelle/WORKSPACE" && -f "$TP/rules_cc/WORKSPACE" ]]
+}
+if up_to_date; then
+  [[ $print_gazelle == 0 ]] || echo "$GAZELLE_BIN"
+  exit 0
+fi
+
+# Serialise set-ups of this checkout (two Bazel commands started at once), and
+# skip the work if another one finished it while we waited.
+mkdir -p "$GEN"
+exec 9>"$GEN/setup.lock"
+flock 9
+if up_to_date; then
   [[ $print_gazelle == 0 ]] || echo "$GAZELLE_BIN"
   exit 0
 fi
@@ -88,6 +101,7 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v patch >/dev/null || missing+=(patch)
 if (( ${#missing[@]} )); then
   log "apt-get install ${missing[*]}"
   if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; then
