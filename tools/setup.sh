@@ -127,11 +127,11 @@ module_dir() { # module@version -> directory in the module cache
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p'
 }
 
-# install_tree NAME SOURCE_DIR [PREPARE_FUNC]: copies SOURCE_DIR writable to
-# third_party/NAME, runs PREPARE_FUNC in the copy, applies the patches, and
-# swaps the result into place.
+# install_tree NAME MODULE_PATH SOURCE_DIR [PREPARE_FUNC]: copies SOURCE_DIR
+# writable to third_party/NAME, runs PREPARE_FUNC in the copy, applies the
+# patches, and swaps the result into place.
 install_tree() {
-  local name=$1 src=$2 prepare=${3:-}
+  local name=$1 module_path=$2 src=$3 prepare=${4:-}
   local tmp="$WORK/$name"
   rm -rf "$tmp"
   cp -R "$src" "$tmp"
@@ -142,6 +142,13 @@ install_tree() {
     [[ -e "$p" ]] || continue
     patch -s -p1 -d "$tmp" --no-backup-if-mismatch < "$p" || die "patch $p does not apply"
   done
+  # These trees hold .go files. Without a go.mod of their own they would belong
+  # to this repository's module, and `go build ./...` (vet, test) would try to
+  # build them. A go.mod makes each a separate module that ./... skips.
+  if [[ ! -f "$tmp/go.mod" ]]; then
+    printf '// Written by tools/setup.sh: keeps this tree out of the main module.\nmodule %s\n' \
+      "$module_path" > "$tmp/go.mod"
+  fi
   rm -rf "$TP/$name"
   mv "$tmp" "$TP/$name"
   log "third_party/$name ready"
@@ -155,13 +162,13 @@ vendor_gazelle() {
 
 dir="$(module_dir "github.com/bazelbuild/rules_go@$RULES_GO_VERSION")"
 [[ -d "$dir" ]] || die "go mod download github.com/bazelbuild/rules_go@$RULES_GO_VERSION failed"
-install_tree rules_go "$dir"
+install_tree rules_go github.com/bazelbuild/rules_go "$dir"
 
 dir="$(module_dir "github.com/bazelbuild/bazel-gazelle@$GAZELLE_VERSION")"
 [[ -d "$dir" ]] || die "go mod download github.com/bazelbuild/bazel-gazelle@$GAZELLE_VERSION failed"
-install_tree bazel_gazelle "$dir" vendor_gazelle
+install_tree bazel_gazelle github.com/bazelbuild/bazel-gazelle "$dir" vendor_gazelle
 
-install_tree rules_cc "$DEBIAN_RULES_CC"
+install_tree rules_cc github.com/bazelbuild/rules_cc "$DEBIAN_RULES_CC"
 
 # --- 4. gazelle binary --------------------------------------------------------------
 if [[ ! -x "$GAZELLE_BIN" ]]; then
