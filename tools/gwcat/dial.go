@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -99,4 +100,18 @@ func (c *connFlags) callError(ctx context.Context, method string, err error) err
 	}
 	st := status.Convert(err)
 	return fmt.Errorf("%s on %s: %s: %s", method, c.addr, st.Code(), st.Message())
+}
+
+// connect applies --timeout and dials the server. It reports a failure on stderr; on
+// success done cancels the call's context (which is how a server learns to stop a
+// source) and closes the connection.
+func (c *connFlags) connect(ctx context.Context, command string, stderr io.Writer) (context.Context, *grpc.ClientConn, func(), bool) {
+	ctx, cancel := c.withTimeout(ctx)
+	conn, err := c.dial(ctx)
+	if err != nil {
+		cancel()
+		fmt.Fprintf(stderr, "%s: %v\n", command, err)
+		return ctx, nil, nil, false
+	}
+	return ctx, conn, func() { conn.Close(); cancel() }, true
 }

@@ -24,14 +24,11 @@ NOT_SERVING or SERVICE_UNKNOWN (exit 1).`, stderr)
 	if err := c.check(); err != nil {
 		return usageError(fs, err)
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	conn, err := c.dial(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	ctx, conn, done, ok := c.connect(ctx, fs.Name(), stderr)
+	if !ok {
 		return exitUsage
 	}
-	defer conn.Close()
+	defer done()
 
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: *service})
 	switch status.Code(err) {
@@ -62,14 +59,11 @@ func runList(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err := c.check(); err != nil {
 		return usageError(fs, err)
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	conn, err := c.dial(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	ctx, conn, done, ok := c.connect(ctx, fs.Name(), stderr)
+	if !ok {
 		return exitUsage
 	}
-	defer conn.Close()
+	defer done()
 
 	names, err := listServices(ctx, reflectionpb.NewServerReflectionClient(conn))
 	switch {

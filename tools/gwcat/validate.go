@@ -27,14 +27,11 @@ func runValidate(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		return usageError(fs, err)
 	}
 
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	conn, err := c.dial(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	ctx, conn, done, ok := c.connect(ctx, fs.Name(), stderr)
+	if !ok {
 		return exitUsage
 	}
-	defer conn.Close()
+	defer done()
 	resp, err := gateways.NewEventingClient(conn).ValidateEventSource(ctx, es)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), c.callError(ctx, "ValidateEventSource", err))
