@@ -21,7 +21,8 @@ and gets:
   :image       `bazel run` writes the tarball to <workspace>/out/images/<package>/image.tar and
                prints the digest; `bazel run :image -- --push 127.0.0.1:5000/eventgate/calendar:latest`
                also pushes it (add `--insecure` for a plain-HTTP registry that is not on loopback)
-  :image_test  checks the tarball: entrypoint, non-root user, the binary byte for byte
+  :image_test  checks the tarball, and the image pushed to an in-process loopback registry and
+               pulled back: entrypoint, non-root user, the binary byte for byte
 
 The binary MUST be statically linked, since the image has no libc: set `pure = "on"` on its
 go_binary (gazelle keeps that hand-set attribute). The tool refuses a dynamically linked
@@ -121,6 +122,9 @@ def go_image(
             "$(rootpath %s)" % binary,
             "--arch",
             arch,
+            # Also push to a registry on a loopback port and check the image pulled back.
+            "--through-registry",
+            repository,
         ],
         tags = tags,
         **kwargs

@@ -26,6 +26,11 @@ func checkTarball(path string, want expectation) error {
 	if err != nil {
 		return fmt.Errorf("load %s: %w", path, err)
 	}
+	return checkImage(path, img, want)
+}
+
+// checkImage checks one image; where names it in errors.
+func checkImage(path string, img v1.Image, want expectation) error {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return fmt.Errorf("%s: config: %w", path, err)

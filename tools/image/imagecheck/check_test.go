@@ -142,3 +142,25 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckThroughRegistry(t *testing.T) {
+	binPath := filepath.Join(t.TempDir(), "calendar")
+	if err := os.WriteFile(binPath, binary, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tarPath := writeFixture(t, good())
+	var stdout bytes.Buffer
+	if err := run([]string{"--tarball", tarPath, "--entrypoint", "/bin/calendar", "--binary", binPath,
+		"--through-registry", "eventgate/calendar"}, &stdout, t.Output()); err != nil {
+		t.Fatalf("good image through the registry: %v", err)
+	}
+	// The pulled image is checked as strictly as the tarball: a different binary fails there too.
+	img, err := tarball.ImageFromPath(tarPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkImage("pulled", img, expectation{entrypoint: "/bin/calendar", arch: "amd64", content: []byte("another binary")})
+	if err == nil || !strings.Contains(err.Error(), "differs from the expected binary") {
+		t.Errorf("checkImage with other bytes: %v", err)
+	}
+}

@@ -26,6 +26,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		entrypoint  = fs.String("entrypoint", "", "the entrypoint the image must have, e.g. /bin/calendar (required)")
 		binary      = fs.String("binary", "", "if set, the entrypoint file must have exactly these bytes")
 		arch        = fs.String("arch", "amd64", "the architecture the image must declare")
+		viaRegistry = fs.String("through-registry", "", "if set, also push the image as this repository to a registry on a loopback port, pull it back and check that")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -43,6 +44,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := checkTarball(*tarballPath, want); err != nil {
 		return err
+	}
+	if *viaRegistry != "" {
+		if err := checkThroughRegistry(*tarballPath, *viaRegistry, want); err != nil {
+			return err
+		}
 	}
 	_, err := fmt.Fprintf(stdout, "%s: ok (entrypoint %s, non-root user, %s)\n", *tarballPath, *entrypoint, *arch)
 	return err
