@@ -56,7 +56,7 @@ case "${1:-generate}" in
     (cd "$root/protos" && find gateways -name '*.pb.go') | sort >"$tmp/checked-in"
     (cd "$tmp" && find gateways -name '*.pb.go') | sort >"$tmp/generated"
     if ! diff -u "$tmp/checked-in" "$tmp/generated" ||
-      ! diff -ru --exclude='*.proto' -x checked-in -x generated "$root/protos/gateways" "$tmp/gateways"; then
+      ! diff -ru -x '*.proto' -x BUILD.bazel -x checked-in -x generated "$root/protos/gateways" "$tmp/gateways"; then
       echo "protogen: checked-in stubs are stale: run tools/protogen.sh and commit the result" >&2
       exit 1
     fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and every test of the repository: the README's test command, and what
-# CI runs (.ci/run). Installs what it needs on first use (see tools/protogen.sh).
+# CI runs (.ci/run). Installs what it needs on first use: Bazel and the rules through
+# tools/bazel (tools/setup.sh), buf and the protoc plugins through tools/protogen.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,5 +19,12 @@ go vet ./...
 step "contract: stubs regenerate without diff, buf lint, buf breaking against main"
 tools/protogen.sh check
 
+step "Bazel: BUILD files and go_deps.bzl fresh (gazelle)"
+tools/gazelle.sh --check
+
+step "bazel test //... (builds every binary and image too)"
+tools/bazel test //...
+
+# Last, so that its summary is the one CI reads: the same tests as Bazel, plus -race.
 step "go test -race ./..."
 go test -race -count=1 ./...
