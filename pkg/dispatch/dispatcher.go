@@ -1,0 +1,171 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+)
+
+// Target is one sensor and how to reach it.
+type Target struct {
+	Name   string
+	Sender Sender
+}
+
+// Options tune a Dispatcher; the zero value is replaced by the defaults.
+type Options struct {
+	// QueueSize bounds each sensor's queue (default 1000 events).
+	QueueSize int
+	// AttemptTimeout bounds one delivery attempt, so a stalled sensor is retried rather
+	// than waited on forever (default 10 s).
+	AttemptTimeout time.Duration
+	Backoff        Backoff
+	Metrics        *Metrics
+	Log            *slog.Logger
+}
+
+// Dispatcher fans events out to every target, each through its own ordered queue.
+type Dispatcher struct {
+	queues []*queue
+	opts   Options
+	// stop ends the workers' retries; it is cancelled after a drain, or at once by Close.
+	stop    context.Context
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+}
+
+type item struct {
+	ev       cloudevents.Event
+	source   string
+	enqueued time.Time
+}
+
+type queue struct {
+	target Target
+	items  chan item
+}
+
+// New starts one worker per target. Close stops them.
+func New(targets []Target, opts Options) *Dispatcher {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1000
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	d := &Dispatcher{opts: opts}
+	d.stop, d.cancel = context.WithCancel(context.Background())
+	for _, t := range targets {
+		q := &queue{target: t, items: make(chan item, opts.QueueSize)}
+		d.queues = append(d.queues, q)
+		d.workers.Add(1)
+		go d.work(q)
+	}
+	return d
+}
+
+// ErrClosed is returned by Dispatch after Close.
+var ErrClosed = errors.New("dispatcher is closed")
+
+// Dispatch queues ev, from the event source named source, for every target. It blocks while
+// a queue is full, which slows the event stream down to the slowest sensor's pace instead
+// of dropping events, and returns ctx's error if ctx ends first: the event is then queued
+// for the targets before the full one only.
+func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents.Event) error {
+	it := item{ev: ev, source: source, enqueued: time.Now()}
+	for _, q := range d.queues {
+		select {
+		case q.items <- it:
+			d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
+		default:
+			d.opts.Log.Warn("sensor queue full: holding the event stream back", "sensor", q.target.Name, "eventSource", source)
+			select {
+			case q.items <- it:
+				d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-d.stop.Done():
+				return ErrClosed
+			}
+		}
+	}
+	return nil
+}
+
+// Close waits up to drain for the queued events to be delivered, then stops the workers
+// and closes the senders. It returns how many events were still queued.
+func (d *Dispatcher) Close(drain time.Duration) int {
+	deadline := time.Now().Add(drain)
+	for time.Now().Before(deadline) && d.queued() > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	left := d.queued()
+	d.cancel()
+	d.workers.Wait()
+	for _, q := range d.queues {
+		if err := q.target.Sender.Close(); err != nil {
+			d.opts.Log.Warn("close sender", "sensor", q.target.Name, "error", err)
+		}
+	}
+	if left > 0 {
+		d.opts.Log.Error("stopped with undelivered events", "events", left)
+	}
+	return left
+}
+
+func (d *Dispatcher) queued() int {
+	n := 0
+	for _, q := range d.queues {
+		n += len(q.items)
+	}
+	return n
+}
+
+// work delivers q's events in order, each until the sensor takes it.
+func (d *Dispatcher) work(q *queue) {
+	defer d.workers.Done()
+	m := d.opts.Metrics
+	for {
+		var it item
+		select {
+		case it = <-q.items:
+		case <-d.stop.Done():
+			return
+		}
+		for attempt := 0; ; attempt++ {
+			err := d.attempt(q.target.Sender, it.ev)
+			if err == nil {
+				m.queueDepth.WithLabelValues(q.target.Name).Dec()
+				m.dispatched.WithLabelValues(it.source, q.target.Name).Inc()
+				m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
+				break
+			}
+			m.failed.WithLabelValues(it.source, q.target.Name).Inc()
+			wait := d.opts.Backoff.Delay(attempt)
+			d.opts.Log.Warn("delivery failed: will retry", "sensor", q.target.Name, "eventSource", it.source,
+				"eventID", it.ev.ID(), "attempt", attempt+1, "retryIn", wait, "error", err)
+			if sleep(d.stop, wait) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) attempt(s Sender, ev cloudevents.Event) error {
+	ctx, cancel := context.WithTimeout(d.stop, d.opts.AttemptTimeout)
+	defer cancel()
+	return s.Send(ctx, ev)
+}

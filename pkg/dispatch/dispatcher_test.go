@@ -1,0 +1,318 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+)
+
+var fastBackoff = Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Factor: 2, Jitter: 0.2}
+
+// sensor is a real HTTP server that records the CloudEvents it accepts (binary mode) and
+// answers with whatever status its mode says.
+type sensor struct {
+	mu       sync.Mutex
+	status   int           // answer for the next requests
+	hold     chan struct{} // when non-nil, requests wait for it to close
+	accepted []received
+	requests int
+}
+
+type received struct {
+	id, source, typ, subject, contentType, data string
+}
+
+func startSensor(t *testing.T) (*sensor, string) {
+	s := &sensor{status: http.StatusOK}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		s.mu.Lock()
+		s.requests++
+		status, hold := s.status, s.hold
+		s.mu.Unlock()
+		if hold != nil {
+			<-hold
+		}
+		if status/100 == 2 {
+			s.mu.Lock()
+			s.accepted = append(s.accepted, received{
+				id: r.Header.Get("Ce-Id"), source: r.Header.Get("Ce-Source"), typ: r.Header.Get("Ce-Type"),
+				subject: r.Header.Get("Ce-Subject"), contentType: r.Header.Get("Content-Type"), data: string(body),
+			})
+			s.mu.Unlock()
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	return s, srv.URL
+}
+
+func (s *sensor) set(status int, hold chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status, s.hold = status, hold
+}
+
+func (s *sensor) got() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.accepted...)
+}
+
+func event(i int) cloudevents.Event {
+	ev := cloudevents.NewEvent()
+	ev.SetID("evt-" + strconv.Itoa(i))
+	ev.SetSource("calendar-gateway")
+	ev.SetType("calendar")
+	ev.SetSubject("every-second")
+	if err := ev.SetData(cloudevents.ApplicationJSON, []byte(fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+		panic(err)
+	}
+	return ev
+}
+
+func newDispatcher(t *testing.T, opts Options, urls ...string) *Dispatcher {
+	t.Helper()
+	var targets []Target
+	for i, u := range urls {
+		s, err := NewHTTPSender(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets = append(targets, Target{Name: "sensor-" + strconv.Itoa(i), Sender: s})
+	}
+	if opts.Backoff == (Backoff{}) {
+		opts.Backoff = fastBackoff
+	}
+	opts.Log = testenv.Logger(t)
+	d := New(targets, opts)
+	t.Cleanup(func() { d.Close(0) })
+	return d
+}
+
+func waitFor(t *testing.T, s *sensor, n int) []received {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := len(s.got()); got < n {
+			return fmt.Errorf("sensor has %d events, want %d", got, n)
+		}
+		return nil
+	})
+	return s.got()
+}
+
+func TestDeliversBinaryModeToEverySensor(t *testing.T) {
+	a, urlA := startSensor(t)
+	b, urlB := startSensor(t)
+	d := newDispatcher(t, Options{}, urlA, urlB)
+	for i := range 3 {
+		if err := d.Dispatch(t.Context(), "every-second", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*sensor{a, b} {
+		got := waitFor(t, s, 3)
+		for i, r := range got {
+			want := received{id: "evt-" + strconv.Itoa(i), source: "calendar-gateway", typ: "calendar", subject: "every-second",
+				contentType: "application/json", data: fmt.Sprintf(`{"n":%d}`, i)}
+			if r != want {
+				t.Errorf("event %d = %+v, want %+v", i, r, want)
+			}
+		}
+	}
+}
+
+func TestSensorOutageLosesNothingAndKeepsOrder(t *testing.T) {
+	s, url := startSensor(t)
+	reg := prometheus.NewRegistry()
+	d := newDispatcher(t, Options{Metrics: NewMetrics(reg)}, url)
+
+	s.set(http.StatusServiceUnavailable, nil) // down: every answer a 503
+	const n = 50
+	for i := range n {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if f := testutil.ToFloat64(d.opts.Metrics.failed.WithLabelValues("src", "sensor-0")); f < 3 {
+			return fmt.Errorf("%v failed attempts so far", f)
+		}
+		return nil
+	})
+	if len(s.got()) != 0 {
+		t.Fatalf("a sensor answering 503 was counted as delivered")
+	}
+	s.set(http.StatusAccepted, nil) // back up
+	got := waitFor(t, s, n)
+	if len(got) != n {
+		t.Fatalf("sensor got %d events, want exactly %d", len(got), n)
+	}
+	for i, r := range got {
+		if r.id != "evt-"+strconv.Itoa(i) {
+			t.Fatalf("event %d is %s: order lost", i, r.id)
+		}
+	}
+	if v := testutil.ToFloat64(d.opts.Metrics.dispatched.WithLabelValues("src", "sensor-0")); v != n {
+		t.Errorf("dispatched metric = %v, want %d", v, n)
+	}
+	if v := testutil.ToFloat64(d.opts.Metrics.queueDepth.WithLabelValues("sensor-0")); v != 0 {
+		t.Errorf("queue depth = %v after delivery, want 0", v)
+	}
+}
+
+func TestFullQueueBlocksInsteadOfDropping(t *testing.T) {
+	s, url := startSensor(t)
+	hold := make(chan struct{})
+	s.set(http.StatusOK, hold) // a stalled sensor: requests wait
+	d := newDispatcher(t, Options{QueueSize: 2, AttemptTimeout: time.Minute}, url)
+
+	// One event in flight, two queued: the fourth must wait.
+	for i := range 3 {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if d.queued() != 2 {
+			return fmt.Errorf("%d queued", d.queued())
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if err := d.Dispatch(ctx, "src", event(3)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dispatch into a full queue = %v, want it to block until the deadline", err)
+	}
+	close(hold)
+	if err := d.Dispatch(t.Context(), "src", event(3)); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFor(t, s, 4)
+	if len(got) != 4 || got[3].id != "evt-3" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestStalledSensorIsRetriedAfterTheAttemptTimeout(t *testing.T) {
+	s, url := startSensor(t)
+	hold := make(chan struct{})
+	s.set(http.StatusOK, hold)
+	d := newDispatcher(t, Options{AttemptTimeout: 50 * time.Millisecond}, url)
+	if err := d.Dispatch(t.Context(), "src", event(0)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.requests < 2 {
+			return fmt.Errorf("%d attempts", s.requests)
+		}
+		return nil
+	})
+	s.set(http.StatusOK, nil)
+	close(hold)
+	if got := waitFor(t, s, 1); got[0].id != "evt-0" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestCloseDrainsTheQueue(t *testing.T) {
+	s, url := startSensor(t)
+	d := newDispatcher(t, Options{}, url)
+	for i := range 20 {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := d.Close(10 * time.Second); left != 0 {
+		t.Fatalf("%d events left after drain", left)
+	}
+	if err := d.Dispatch(t.Context(), "src", event(99)); err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatalf("Dispatch after Close: %v", err)
+	}
+	if got := len(s.got()); got != 20 {
+		t.Fatalf("sensor got %d events, want 20", got)
+	}
+}
+
+func TestNATSDelivery(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := make(chan *nats.Msg, 10)
+	sub, err := nc.ChanSubscribe("sensors.calendar", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	sender, err := NewNATSSender(ns.ClientURL(), "sensors.calendar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New([]Target{{Name: "nats-sensor", Sender: sender}}, Options{Backoff: fastBackoff, Log: testenv.Logger(t)})
+	defer d.Close(0)
+	for i := range 3 {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		select {
+		case m := <-msgs:
+			var got cloudevents.Event
+			if err := json.Unmarshal(m.Data, &got); err != nil {
+				t.Fatalf("message %d %q: %v", i, m.Data, err)
+			}
+			if got.ID() != "evt-"+strconv.Itoa(i) || got.Source() != "calendar-gateway" || string(got.Data()) != fmt.Sprintf(`{"n":%d}`, i) {
+				t.Errorf("message %d = %s", i, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("message %d not delivered", i)
+		}
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Factor: 2, Jitter: 0.5}
+	for attempt, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		want *= time.Millisecond
+		for range 50 {
+			got := b.Delay(attempt)
+			if got > want || got < want/2 {
+				t.Fatalf("Delay(%d) = %s, want within [%s, %s]", attempt, got, want/2, want)
+			}
+		}
+	}
+}

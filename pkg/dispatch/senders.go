@@ -1,0 +1,65 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+
+	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+)
+
+// Sender delivers one event to one sensor. An error means the sensor did not take it and
+// the event is to be retried.
+type Sender interface {
+	Send(ctx context.Context, ev cloudevents.Event) error
+	Close() error
+	String() string
+}
+
+type ceSender struct {
+	client cloudevents.Client
+	close  func() error
+	target string
+}
+
+func (s *ceSender) Send(ctx context.Context, ev cloudevents.Event) error {
+	// A non-2xx answer is a NACK, a network error is undelivered: both are failures.
+	if res := s.client.Send(ctx, ev); !cloudevents.IsACK(res) {
+		return fmt.Errorf("deliver to %s: %w", s.target, res)
+	}
+	return nil
+}
+
+func (s *ceSender) Close() error   { return s.close() }
+func (s *ceSender) String() string { return s.target }
+
+// NewHTTPSender posts events to url in binary content mode (attributes as ce-* headers,
+// data as the body), as Argo Events v0.10 sensors expect.
+func NewHTTPSender(url string) (Sender, error) {
+	p, err := cehttp.New(cehttp.WithTarget(url))
+	if err != nil {
+		return nil, fmt.Errorf("HTTP sender for %q: %w", url, err)
+	}
+	c, err := cloudevents.NewClient(p)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP sender for %q: %w", url, err)
+	}
+	return &ceSender{client: c, close: func() error { return nil }, target: url}, nil
+}
+
+// NewNATSSender publishes events on subject of the NATS server at url. The NATS client
+// reconnects by itself; a publish while disconnected is buffered by it or fails, and a
+// failure is retried like any other.
+func NewNATSSender(url, subject string) (Sender, error) {
+	p, err := cenats.NewSender(url, subject, cenats.NatsOptions())
+	if err != nil {
+		return nil, fmt.Errorf("NATS sender for %s subject %q: %w", url, subject, err)
+	}
+	c, err := cloudevents.NewClient(p)
+	if err != nil {
+		p.Close(context.Background())
+		return nil, fmt.Errorf("NATS sender for %s subject %q: %w", url, subject, err)
+	}
+	return &ceSender{client: c, close: func() error { return p.Close(context.Background()) }, target: "nats://" + subject + "@" + url}, nil
+}
