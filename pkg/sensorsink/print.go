@@ -63,6 +63,7 @@ func (p *printer) print(e event.Event) error {
 func FormatEvent(f Format, e event.Event) ([]byte, error) {
 	switch f {
 	case FormatJSON:
+		jsonReady(&e)
 		raw, err := json.Marshal(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %q: %w", e.ID(), err)
@@ -134,6 +135,23 @@ func prettyData(contentType string, data []byte) string {
 		cut--
 	}
 	return fmt.Sprintf("%s...(%d bytes)", shown[:cut], len(data))
+}
+
+// jsonReady marks data for base64 where sdk-go would otherwise write it into the JSON
+// format verbatim and break it: JSON-typed (or untyped) data that is not valid JSON, and
+// bytes that are not UTF-8 text. Events received in binary mode arrive unmarked.
+func jsonReady(e *event.Event) {
+	if e.DataBase64 || len(e.DataEncoded) == 0 {
+		return
+	}
+	// sdk-go's own reading of the content type, which decides how it writes the data.
+	mediaType, _, _ := strings.Cut(e.DataContentType(), ";")
+	switch strings.ToLower(strings.TrimSpace(mediaType)) {
+	case "", event.ApplicationJSON, event.TextJSON, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON:
+		e.DataBase64 = !json.Valid(e.DataEncoded)
+	default:
+		e.DataBase64 = !utf8.Valid(e.DataEncoded)
+	}
 }
 
 func isJSON(contentType string) bool {

@@ -103,6 +103,8 @@ func (srv *Server) startNATS(ep Endpoints) error {
 		nats.Name("eventgate-sensor"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
+		// Brokers come and go in demos and tests; pick them up again quickly.
+		nats.ReconnectWait(250*time.Millisecond),
 		nats.ConnectHandler(func(*nats.Conn) { log.Info("NATS connected") }),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

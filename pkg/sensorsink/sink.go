@@ -56,6 +56,9 @@ type Stats struct {
 	Abandoned int `json:"abandoned"`
 	// Malformed counts deliveries that were not valid CloudEvents.
 	Malformed int `json:"malformed"`
+	// Held is how many deliveries a stall holds right now, so that a test can wait until
+	// its request is held before it acts.
+	Held int `json:"held"`
 }
 
 // Sink records the CloudEvents it accepts. It is an http.Handler (events on POST to any
@@ -258,14 +261,18 @@ func (s *Sink) admit(ctx context.Context) (v verdict, reason string) {
 			return reject, "mode fail"
 		}
 		changed := s.modeChanged
+		s.stats.Held++
 		s.mu.Unlock()
+		gaveUp := false
 		select {
 		case <-changed:
-			s.mu.Lock()
 		case <-s.closing:
-			s.mu.Lock()
 		case <-ctx.Done():
-			s.mu.Lock()
+			gaveUp = true
+		}
+		s.mu.Lock()
+		s.stats.Held--
+		if gaveUp {
 			return abandon, "sender gave up"
 		}
 	}
@@ -276,6 +283,10 @@ func (s *Sink) record(events []event.Event, transport string) {
 	s.printMu.Lock()
 	defer s.printMu.Unlock()
 
+	for i := range events {
+		// So that /control/events can always encode what was received.
+		jsonReady(&events[i])
+	}
 	s.mu.Lock()
 	s.events = append(s.events, events...)
 	if over := len(s.events) - s.keep; over > 0 {
