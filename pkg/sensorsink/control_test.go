@@ -9,10 +9,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/protocol"
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
 func TestControl(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{})
 	// Steps run in order against one sink: each starts from the state the last one left.
 	for _, step := range []struct {
 		name, method, path, body string
@@ -34,7 +35,7 @@ func TestControl(t *testing.T) {
 		{"unknown control path", "GET", "control/nothing", "", 405, "Method Not Allowed\n", sensorsink.ModeOK, 0},
 	} {
 		t.Run(step.name, func(t *testing.T) {
-			status, body := control(t, step.method, srv.URL()+step.path, step.body)
+			status, body := control(t, step.method, sink.URL+step.path, step.body)
 			if status != step.wantStatus || body != step.wantBody {
 				t.Errorf("got %d %q, want %d %q", status, body, step.wantStatus, step.wantBody)
 			}
@@ -50,8 +51,8 @@ func TestControl(t *testing.T) {
 
 // The control endpoints are how a test that runs the sensor as a process sees what it got.
 func TestControlEventsAndStats(t *testing.T) {
-	_, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithFailFirst(1))
-	sender := httpSender(t, srv.URL(), false)
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithFailFirst(1))
+	sender := httpSender(t, sink.URL, false)
 	sent := []event.Event{newEvent("refused"), newEvent("a"), newEvent("b")}
 	if err := sent[2].SetData("application/octet-stream", []byte{0xff, 0}); err != nil {
 		t.Fatal(err)
@@ -61,7 +62,7 @@ func TestControlEventsAndStats(t *testing.T) {
 	}
 
 	t.Run("events", func(t *testing.T) {
-		status, body := control(t, "GET", srv.URL()+"control/events", "")
+		status, body := control(t, "GET", sink.URL+"control/events", "")
 		var got []event.Event
 		if err := json.Unmarshal([]byte(body), &got); status != 200 || err != nil {
 			t.Fatalf("GET /control/events: %d %v %s", status, err, body)
@@ -71,30 +72,30 @@ func TestControlEventsAndStats(t *testing.T) {
 		}
 	})
 	t.Run("stats", func(t *testing.T) {
-		status, body := control(t, "GET", srv.URL()+"control/stats", "")
+		status, body := control(t, "GET", sink.URL+"control/stats", "")
 		if want := `{"accepted":2,"rejected":1,"abandoned":0,"malformed":0,"held":0}` + "\n"; status != 200 || body != want {
 			t.Errorf("GET /control/stats: %d %q, want %q", status, body, want)
 		}
 	})
 	t.Run("reset", func(t *testing.T) {
-		if status, _ := control(t, "DELETE", srv.URL()+"control/events", ""); status != http.StatusNoContent {
+		if status, _ := control(t, "DELETE", sink.URL+"control/events", ""); status != http.StatusNoContent {
 			t.Errorf("DELETE /control/events: %d", status)
 		}
-		if _, body := control(t, "GET", srv.URL()+"control/events", ""); body != "[]\n" {
+		if _, body := control(t, "GET", sink.URL+"control/events", ""); body != "[]\n" {
 			t.Errorf("events after reset: %s", body)
 		}
 		if res := sender.Send(t.Context(), newEvent("c")); !protocol.IsACK(res) {
 			t.Fatal(res)
 		}
-		if _, body := control(t, "GET", srv.URL()+"control/stats", ""); body != `{"accepted":3,"rejected":1,"abandoned":0,"malformed":0,"held":0}`+"\n" {
+		if _, body := control(t, "GET", sink.URL+"control/stats", ""); body != `{"accepted":3,"rejected":1,"abandoned":0,"malformed":0,"held":0}`+"\n" {
 			t.Errorf("stats after reset: %s", body)
 		}
 	})
 }
 
 func TestKeepBoundsWhatIsKept(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithKeep(2))
-	sender := httpSender(t, srv.URL(), false)
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithKeep(2))
+	sender := httpSender(t, sink.URL, false)
 	for _, id := range []string{"1", "2", "3"} {
 		if res := sender.Send(t.Context(), newEvent(id)); !protocol.IsACK(res) {
 			t.Fatal(res)

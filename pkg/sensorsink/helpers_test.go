@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,52 +15,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-
-	"github.com/eventgate/eventgate/pkg/logging"
-	"github.com/eventgate/eventgate/pkg/sensorsink"
 )
-
-// quietLogger keeps test output to failures; LOG_LEVEL=debug shows the sink's logs.
-func quietLogger(t testing.TB) sensorsink.Option {
-	level := "error"
-	if v, ok := os.LookupEnv("LOG_LEVEL"); ok {
-		level = v
-	}
-	log, err := logging.New(testWriter{t}, level, "text")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sensorsink.WithLogger(log)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-// startSink serves a new Sink on a free loopback port (and NATS if ep says so) until the
-// test ends.
-func startSink(t *testing.T, ep sensorsink.Endpoints, opts ...sensorsink.Option) (*sensorsink.Sink, *sensorsink.Server) {
-	t.Helper()
-	if ep.HTTP == "" && ep.NATSURL == "" {
-		ep.HTTP = "127.0.0.1:0"
-	}
-	sink := sensorsink.New(append([]sensorsink.Option{quietLogger(t)}, opts...)...)
-	srv, err := sink.Start(t.Context(), ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			t.Errorf("stop sink: %v", err)
-		}
-	})
-	return sink, srv
-}
 
 // httpSender is a CloudEvents HTTP client as the gateway-client builds it: binary mode
 // unless structured is asked for.

@@ -29,7 +29,7 @@ func statusOf(res protocol.Result) int {
 }
 
 func TestHTTPRecordsEveryAttribute(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{})
 	payloads := []struct {
 		name        string
 		contentType string
@@ -60,7 +60,7 @@ func TestHTTPRecordsEveryAttribute(t *testing.T) {
 					t.Fatal(err)
 				}
 
-				res := httpSender(t, srv.URL(), structured).Send(t.Context(), sent)
+				res := httpSender(t, sink.URL, structured).Send(t.Context(), sent)
 				if !protocol.IsACK(res) || statusOf(res) != http.StatusOK {
 					t.Fatalf("send: %v (status %d), want 200", res, statusOf(res))
 				}
@@ -103,9 +103,9 @@ func TestHTTPRecordsEveryAttribute(t *testing.T) {
 }
 
 func TestHTTPBatch(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{})
 	ctx := t.Context()
-	req, err := cehttp.NewHTTPRequestFromEvents(ctx, srv.URL(), []event.Event{newEvent("b1"), newEvent("b2")})
+	req, err := cehttp.NewHTTPRequestFromEvents(ctx, sink.URL, []event.Event{newEvent("b1"), newEvent("b2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestHTTPBatch(t *testing.T) {
 }
 
 func TestHTTPRefusesWhatIsNotACloudEvent(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{})
 	for _, tc := range []struct {
 		name    string
 		path    string
@@ -162,7 +162,7 @@ func TestHTTPRefusesWhatIsNotACloudEvent(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL()+tc.path, strings.NewReader(tc.body))
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, sink.URL+tc.path, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -192,12 +192,12 @@ func TestHTTPRefusesWhatIsNotACloudEvent(t *testing.T) {
 }
 
 func TestHTTPRefusesOversizedDelivery(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{})
 	e := newEvent("big")
 	if err := e.SetData("text/plain", strings.Repeat("x", sensorsink.MaxBodyBytes+1)); err != nil {
 		t.Fatal(err)
 	}
-	res := httpSender(t, srv.URL(), false).Send(t.Context(), e)
+	res := httpSender(t, sink.URL, false).Send(t.Context(), e)
 	if got := statusOf(res); got != http.StatusRequestEntityTooLarge {
 		t.Fatalf("send: %v (status %d), want 413", res, got)
 	}
@@ -207,8 +207,8 @@ func TestHTTPRefusesOversizedDelivery(t *testing.T) {
 }
 
 func TestModeFailRefusesAndRetryAfterSwitchToOKIsRecordedOnce(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithMode(sensorsink.ModeFail))
-	sender := httpSender(t, srv.URL(), false)
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithMode(sensorsink.ModeFail))
+	sender := httpSender(t, sink.URL, false)
 
 	t.Run("no retry: the sender sees 503, nothing is recorded", func(t *testing.T) {
 		res := sender.Send(t.Context(), newEvent("once"))
@@ -236,7 +236,7 @@ func TestModeFailRefusesAndRetryAfterSwitchToOKIsRecordedOnce(t *testing.T) {
 			}
 			return nil
 		})
-		if status, body := control(t, http.MethodPut, srv.URL()+"control/mode", "ok\n"); status != http.StatusOK || body != "ok\n" {
+		if status, body := control(t, http.MethodPut, sink.URL+"control/mode", "ok\n"); status != http.StatusOK || body != "ok\n" {
 			t.Fatalf("PUT /control/mode: %d %q", status, body)
 		}
 		select {
@@ -256,8 +256,8 @@ func TestModeFailRefusesAndRetryAfterSwitchToOKIsRecordedOnce(t *testing.T) {
 }
 
 func TestFailFirst(t *testing.T) {
-	sink, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithFailFirst(2))
-	sender := httpSender(t, srv.URL(), false)
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithFailFirst(2))
+	sender := httpSender(t, sink.URL, false)
 	for i, want := range []int{503, 503, 200, 200} {
 		res := sender.Send(t.Context(), newEvent(fmt.Sprint(i)))
 		if got := statusOf(res); got != want {
@@ -273,7 +273,7 @@ func TestModeStall(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// release ends the stall (nil: the sender's deadline does).
-		release      func(t *testing.T, sink *sensorsink.Sink, srv *sensorsink.Server)
+		release      func(t *testing.T, sink *testenv.Sensor)
 		senderWait   time.Duration
 		wantStatus   int // 0: the sender gave up, no answer
 		wantRecorded int
@@ -286,8 +286,8 @@ func TestModeStall(t *testing.T) {
 		},
 		{
 			name: "switch to ok accepts the held delivery",
-			release: func(t *testing.T, _ *sensorsink.Sink, srv *sensorsink.Server) {
-				control(t, http.MethodPost, srv.URL()+"control/mode?mode=ok", "")
+			release: func(t *testing.T, sink *testenv.Sensor) {
+				control(t, http.MethodPost, sink.URL+"control/mode?mode=ok", "")
 			},
 			senderWait:   time.Minute,
 			wantStatus:   http.StatusOK,
@@ -296,7 +296,7 @@ func TestModeStall(t *testing.T) {
 		},
 		{
 			name: "switch to fail refuses it",
-			release: func(_ *testing.T, sink *sensorsink.Sink, _ *sensorsink.Server) {
+			release: func(_ *testing.T, sink *testenv.Sensor) {
 				sink.SetMode(sensorsink.ModeFail)
 			},
 			senderWait: time.Minute,
@@ -305,10 +305,8 @@ func TestModeStall(t *testing.T) {
 		},
 		{
 			name: "stopping the sink refuses it and does not wait for the sender",
-			release: func(t *testing.T, _ *sensorsink.Sink, srv *sensorsink.Server) {
-				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-				defer cancel()
-				if err := srv.Stop(ctx); err != nil {
+			release: func(t *testing.T, sink *testenv.Sensor) {
+				if err := sink.Stop(); err != nil {
 					t.Errorf("stop: %v", err)
 				}
 			},
@@ -318,11 +316,11 @@ func TestModeStall(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sink, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithMode(sensorsink.ModeStall))
+			sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithMode(sensorsink.ModeStall))
 			ctx, cancel := context.WithTimeout(t.Context(), tc.senderWait)
 			defer cancel()
 			done := make(chan protocol.Result, 1)
-			go func() { done <- httpSender(t, srv.URL(), false).Send(ctx, newEvent("stalled")) }()
+			go func() { done <- httpSender(t, sink.URL, false).Send(ctx, newEvent("stalled")) }()
 
 			testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 				if held := sink.Stats().Held; held != 1 {
@@ -331,7 +329,7 @@ func TestModeStall(t *testing.T) {
 				return nil
 			})
 			if tc.release != nil {
-				tc.release(t, sink, srv)
+				tc.release(t, sink)
 			}
 			res := <-done
 			if got := statusOf(res); got != tc.wantStatus {

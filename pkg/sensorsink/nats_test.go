@@ -42,7 +42,7 @@ func send(t *testing.T, c client.Client, id string) {
 }
 
 // waitFor waits until the sink holds n events, at most 10s.
-func waitFor(t *testing.T, sink *sensorsink.Sink, n int) {
+func waitFor(t *testing.T, sink *testenv.Sensor, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -56,10 +56,7 @@ func TestNATS(t *testing.T) {
 	ep := sensorsink.Endpoints{NATSURL: url, NATSSubject: subject}
 
 	t.Run("records the event", func(t *testing.T) {
-		sink, srv := startSink(t, ep)
-		if srv.URL() != "" {
-			t.Errorf("URL %q without HTTP, want none", srv.URL())
-		}
+		sink := testenv.StartSensor(t, ep)
 		send(t, natsSender(t, url), "n1")
 		waitFor(t, sink, 1)
 		e := sink.Received()[0]
@@ -71,7 +68,7 @@ func TestNATS(t *testing.T) {
 	})
 
 	t.Run("mode fail drops, in order with what follows", func(t *testing.T) {
-		sink, _ := startSink(t, ep, sensorsink.WithMode(sensorsink.ModeFail))
+		sink := testenv.StartSensor(t, ep, sensorsink.WithMode(sensorsink.ModeFail))
 		c := natsSender(t, url)
 		send(t, c, "dropped")
 		// The switch below is no message, so it could overtake "dropped": wait until
@@ -91,7 +88,7 @@ func TestNATS(t *testing.T) {
 	})
 
 	t.Run("stall holds the message until the mode changes", func(t *testing.T) {
-		sink, _ := startSink(t, ep, sensorsink.WithMode(sensorsink.ModeStall))
+		sink := testenv.StartSensor(t, ep, sensorsink.WithMode(sensorsink.ModeStall))
 		send(t, natsSender(t, url), "held")
 		testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if held := sink.Stats().Held; held != 1 {
@@ -107,7 +104,7 @@ func TestNATS(t *testing.T) {
 	})
 
 	t.Run("a message that is not a CloudEvent is counted and skipped", func(t *testing.T) {
-		sink, _ := startSink(t, ep)
+		sink := testenv.StartSensor(t, ep)
 		nc, err := nats.Connect(url)
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +131,7 @@ func TestNATSServerStartedAfterTheSink(t *testing.T) {
 	port := lis.Addr().(*net.TCPAddr).Port
 	lis.Close()
 
-	sink, _ := startSink(t, sensorsink.Endpoints{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", port), NATSSubject: subject})
+	sink := testenv.StartSensor(t, sensorsink.Endpoints{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", port), NATSSubject: subject})
 	url := startNATS(t, port)
 	c := natsSender(t, url)
 	// Until the sink has reconnected and subscribed, core NATS drops what is published,

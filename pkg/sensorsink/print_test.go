@@ -9,6 +9,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/protocol"
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
 func TestFormatEvent(t *testing.T) {
@@ -108,8 +109,8 @@ func TestOutputPrintsOneLinePerAcceptedEvent(t *testing.T) {
 	for _, format := range []sensorsink.Format{sensorsink.FormatPretty, sensorsink.FormatJSON} {
 		t.Run(string(format), func(t *testing.T) {
 			var out syncBuffer
-			_, srv := startSink(t, sensorsink.Endpoints{}, sensorsink.WithOutput(&out, format), sensorsink.WithFailFirst(1))
-			sender := httpSender(t, srv.URL(), false)
+			sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithOutput(&out, format), sensorsink.WithFailFirst(1))
+			sender := httpSender(t, sink.URL, false)
 			var want strings.Builder
 			for _, id := range []string{"refused", "a", "b"} {
 				e := newEvent(id)

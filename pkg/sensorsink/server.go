@@ -55,6 +55,9 @@ type Server struct {
 
 	nats       *nats.Conn
 	natsClosed chan struct{}
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start listens on ep and serves in the background until Stop. When it returns, the HTTP
@@ -75,7 +78,9 @@ func (s *Sink) Start(ctx context.Context, ep Endpoints) (*Server, error) {
 		var lc net.ListenConfig
 		lis, err := lc.Listen(ctx, "tcp", ep.HTTP)
 		if err != nil {
-			srv.stopNATS(context.Background())
+			if srv.nats != nil {
+				srv.nats.Close()
+			}
 			return nil, fmt.Errorf("listen on %s: %w", ep.HTTP, err)
 		}
 		srv.addr = lis.Addr().String()
@@ -148,8 +153,13 @@ func (srv *Server) URL() string {
 
 // Stop closes the Sink (stalled deliveries are refused), stops taking new ones, and waits
 // until ctx ends for those in flight: open HTTP requests, NATS messages already received.
-// Past ctx, what is left is cut.
+// Past ctx, what is left is cut. Later calls return the first one's result.
 func (srv *Server) Stop(ctx context.Context) error {
+	srv.stopOnce.Do(func() { srv.stopErr = srv.stop(ctx) })
+	return srv.stopErr
+}
+
+func (srv *Server) stop(ctx context.Context) error {
 	srv.sink.Close()
 	var errs []error
 	if srv.http != nil {

@@ -44,7 +44,7 @@ func TestStartFailsOnABusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lis.Close()
-	_, err = sensorsink.New(quietLogger(t)).Start(t.Context(), sensorsink.Endpoints{HTTP: lis.Addr().String()})
+	_, err = sensorsink.New(sensorsink.WithLogger(testenv.Logger(t))).Start(t.Context(), sensorsink.Endpoints{HTTP: lis.Addr().String()})
 	if want := "listen on " + lis.Addr().String() + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("got %v, want %q...", err, want)
 	}
@@ -61,7 +61,7 @@ func TestRunStopsGracefully(t *testing.T) {
 	deadNATS := "nats://" + addr // nothing speaks NATS there once lis is closed
 	lis.Close()
 
-	sink := sensorsink.New(quietLogger(t), sensorsink.WithMode(sensorsink.ModeStall), sensorsink.WithShutdownTimeout(5*time.Second))
+	sink := sensorsink.New(sensorsink.WithLogger(testenv.Logger(t)), sensorsink.WithMode(sensorsink.ModeStall), sensorsink.WithShutdownTimeout(5*time.Second))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	ran := make(chan error, 1)

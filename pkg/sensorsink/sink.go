@@ -259,6 +259,9 @@ func (s *Sink) admit(ctx context.Context) (v verdict, reason string) {
 			return accept, ""
 		case ModeFail:
 			return reject, "mode fail"
+		case ModeStall: // wait below
+		default:
+			return reject, fmt.Sprintf("unknown mode %q", s.mode)
 		}
 		changed := s.modeChanged
 		s.stats.Held++
