@@ -19,6 +19,9 @@ go vet ./...
 step "contract: stubs regenerate without diff, buf lint, buf breaking against main"
 tools/protogen.sh check
 
+step "API: deepcopy and CRDs regenerate without diff"
+tools/codegen.sh check
+
 step "Bazel: BUILD files and go_deps.bzl fresh (gazelle)"
 tools/gazelle.sh --check
 

@@ -1,0 +1,57 @@
+package supervisor
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"time"
+
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// Source is one configured event source: a ConfigMap key and its value.
+type Source struct {
+	Name    string
+	Data    string
+	Version string
+}
+
+// ID identifies this exact configuration, as v0.10 did: a hash of name and data, so an edit
+// of a source is a stop of the old one and a start of the new one.
+func (s Source) ID() string {
+	sum := sha256.Sum256([]byte(s.Name + "\x00" + s.Data))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (s Source) proto() *gateways.EventSource {
+	return &gateways.EventSource{Id: s.ID(), Name: s.Name, Data: s.Data, Version: s.Version}
+}
+
+// SourcesFrom turns ConfigMap data into sources, in a stable order.
+func SourcesFrom(data map[string]string, version string) []Source {
+	out := make([]Source, 0, len(data))
+	for name, value := range data {
+		out = append(out, Source{Name: name, Data: value, Version: version})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Phase is a source's state, as in the Gateway status nodes of v0.10.
+type Phase string
+
+const (
+	PhaseRunning   Phase = "Running"
+	PhaseError     Phase = "Error"
+	PhaseCompleted Phase = "Completed"
+)
+
+// Status is what the supervisor knows of one source.
+type Status struct {
+	ID        string
+	Name      string
+	Phase     Phase
+	Message   string
+	StartedAt time.Time
+	UpdatedAt time.Time
+}
