@@ -195,6 +195,14 @@ def go_dependencies():
         version = "v1.0.4",
     )
     go_repository(
+        name = "com_github_fsnotify_fsnotify",
+        build_file_proto_mode = "disable_global",
+        importpath = "github.com/fsnotify/fsnotify",
+        sum = "h1:b0/UzAf9yR5rhf3RPm9gf3ehBPpf0oZKIjtpKrx59Ho=",
+        version = "v1.10.1",
+    )
+
+    go_repository(
         name = "com_github_fxamacker_cbor_v2",
         build_file_proto_mode = "disable_global",
         importpath = "github.com/fxamacker/cbor/v2",

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/server"
+	"github.com/eventgate/eventgate/pkg/testenv"
+)
+
+// everyGateway is a real gateway on the framework: each source emits its name's events
+// every `every` until cancelled.
+type everyGateway struct{}
+
+type everyConfig struct {
+	Every string `json:"every"`
+}
+
+func (everyGateway) Type() string { return "every" }
+
+func (everyGateway) Parse(_, data string) (server.Source, error) {
+	var cfg everyConfig
+	if err := config.Decode("every", data, &cfg); err != nil {
+		return nil, err
+	}
+	d, err := time.ParseDuration(cfg.Every)
+	if err != nil || d <= 0 {
+		return nil, fmt.Errorf("every.every: %q is not a positive duration", cfg.Every)
+	}
+	return everySource(d), nil
+}
+
+type everySource time.Duration
+
+func (s everySource) Start(ctx context.Context, emit server.Emit) error {
+	t := time.NewTicker(time.Duration(s))
+	defer t.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := emit(ctx, server.Event{Payload: []byte(strconv.Itoa(i))}); err != nil {
+			return nil
+		}
+	}
+}
+
+const gatewayManifest = `apiVersion: argoproj.io/v1alpha1
+kind: Gateway
+metadata:
+  name: every-gateway
+  labels:
+    gateways.argoproj.io/gateway-controller-instanceid: argo-events
+    argo-events-gateway-version: v0.10
+spec:
+  type: every
+  eventSource: every-event-source
+  processorPort: "9330"
+  eventProtocol:
+    type: HTTP
+    http:
+      port: "9300"
+  watchers:
+    sensors:
+      - name: every-sensor
+`
+
+func writeSources(t *testing.T, path string, sources map[string]string) {
+	t.Helper()
+	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: every-event-source\ndata:\n"
+	for k, v := range sources {
+		manifest += "  " + k + ": |-\n    " + v + "\n"
+	}
+	// Replace by rename, as editors and kubectl-style tools do.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countBySubject(s *testenv.Sensor) map[string]int {
+	out := map[string]int{}
+	for _, ev := range s.Received() {
+		out[ev.Subject()]++
+	}
+	return out
+}
+
+func TestLocalModeFollowsTheEventSourcesFile(t *testing.T) {
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	dir := t.TempDir()
+	gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
+	if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSources(t, cmFile, map[string]string{"a": "every: 5ms", "garbage": "every: [oops"})
+
+	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runLocal: %v", err)
+		}
+	})
+
+	// a runs despite its garbage sibling.
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := countBySubject(sensor)["a"]; n < 5 {
+			return fmt.Errorf("%d events from a", n)
+		}
+		return nil
+	})
+	for _, ev := range sensor.Received() {
+		if ev.Source() != "every-gateway" || ev.Type() != "every" {
+			t.Fatalf("CloudEvent %s", ev)
+		}
+	}
+
+	// Edit the file: a goes, b comes.
+	writeSources(t, cmFile, map[string]string{"b": "every: 5ms"})
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := countBySubject(sensor)["b"]; n < 5 {
+			return fmt.Errorf("%d events from b", n)
+		}
+		return nil
+	})
+	before := countBySubject(sensor)["a"]
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := countBySubject(sensor)["b"]; n < 20 {
+			return fmt.Errorf("%d events from b", n)
+		}
+		return nil
+	})
+	// a was stopped: at most the events in flight at the edit arrived after it.
+	if after := countBySubject(sensor)["a"]; after > before+2 {
+		t.Errorf("a still delivering after its removal: %d -> %d", before, after)
+	}
+}
+
+func TestFlagsNameWhatIsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--gateway is required\n--event-sources is required"},
+		{[]string{"--gateway", "g", "--event-sources", "e", "--queue-size", "0"}, "--queue-size must be positive, got 0"},
+		{[]string{"--gateway", "g", "--event-sources", "e", "--sensor", "ftp://x"}, `invalid value "ftp://x" for flag -sensor: "ftp://x" is not an http(s) URL`},
+	} {
+		_, err := parseFlags(tc.args)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("parseFlags(%q) = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
