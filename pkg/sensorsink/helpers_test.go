@@ -1,12 +1,10 @@
 package sensorsink_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,24 +82,6 @@ func startNATS(t *testing.T, port int) string {
 		t.Fatal("NATS server not ready within 10s")
 	}
 	return ns.ClientURL()
-}
-
-// syncBuffer is an output the sink writes while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // cecontextWithRetries makes an sdk-go sender retry quickly and for long enough that only

@@ -108,7 +108,7 @@ func TestFormatEvent(t *testing.T) {
 func TestOutputPrintsOneLinePerAcceptedEvent(t *testing.T) {
 	for _, format := range []sensorsink.Format{sensorsink.FormatPretty, sensorsink.FormatJSON} {
 		t.Run(string(format), func(t *testing.T) {
-			var out syncBuffer
+			var out testenv.SyncBuffer
 			sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithOutput(&out, format), sensorsink.WithFailFirst(1))
 			sender := httpSender(t, sink.URL, false)
 			var want strings.Builder

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,7 +41,7 @@ func TestMain(m *testing.M) {
 type sensorProcess struct {
 	cmd    *exec.Cmd
 	lines  chan string // stdout, line by line
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	exited chan error
 }
 
@@ -52,7 +51,7 @@ func startSensor(t *testing.T, args ...string) *sensorProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &sensorProcess{cmd: exec.Command(exe, args...), lines: make(chan string, 100), stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &sensorProcess{cmd: exec.Command(exe, args...), lines: make(chan string, 100), stderr: &testenv.SyncBuffer{}, exited: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), runAsSensor+"=1")
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
@@ -308,21 +307,4 @@ func TestSensorFailsToListenWithExitCode1(t *testing.T) {
 	if want := "sensor: listen on " + lis.Addr().String(); !strings.Contains(p.stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, p.stderr)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -110,7 +110,7 @@ func TestStartStopsCleanlyOnInterrupt(t *testing.T) {
 	gw := testenv.StartGateway(t, g)
 	ctx, interrupt := context.WithCancel(t.Context())
 	defer interrupt()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"start", "--addr", gw.Addr, "--data", "events: 1"}, strings.NewReader(""), &stdout, &stderr)
