@@ -28,6 +28,7 @@ import (
 type tickGateway struct {
 	generation string
 	parses     atomic.Int64
+	emitted    atomic.Int64
 	mu         sync.Mutex
 	running    map[string]int // source name -> running count
 }
@@ -96,6 +97,7 @@ func (s *tickSource) Start(ctx context.Context, emit server.Emit) error {
 		if err != nil {
 			return nil
 		}
+		s.gw.emitted.Add(1)
 	}
 	return nil
 }
@@ -291,5 +293,49 @@ func TestSourceIDIsAHashOfNameAndData(t *testing.T) {
 	got := SourcesFrom(map[string]string{"z": "1", "a": "2"}, "v0.10")
 	if len(got) != 2 || got[0].Name != "a" || got[1].Version != "v0.10" {
 		t.Errorf("SourcesFrom = %+v", got)
+	}
+}
+
+// The sensor is down for 10 s while the source keeps emitting: afterwards every event of
+// the source has arrived exactly once, in order.
+func TestSensorOutageLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s outage")
+	}
+	g := newTickGateway("1")
+	gw := testenv.StartGateway(t, g)
+	sup, sensor := pipeline(t, gw.Conn)
+	sup.Apply([]Source{{Name: "a", Data: "every: 20ms"}})
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := received(sensor)["a/1"]; n < 5 {
+			return fmt.Errorf("%d events before the outage", n)
+		}
+		return nil
+	})
+	sensor.SetMode(sensorsink.ModeFail)
+	down := time.Now()
+	before := len(sensor.Received())
+	for time.Since(down) < 10*time.Second { // the outage itself: a span of time, not a wait for a condition
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := len(sensor.Received()); n != before {
+		t.Fatalf("a failing sensor recorded %d events", n-before)
+	}
+	sensor.SetMode(sensorsink.ModeOK)
+	emittedByNow := int(g.emitted.Load())
+	if emittedByNow < before+100 {
+		t.Fatalf("only %d events emitted during the outage", emittedByNow-before)
+	}
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if n := len(sensor.Received()); n < emittedByNow {
+			return fmt.Errorf("%d events after the outage, want at least %d", n, emittedByNow)
+		}
+		return nil
+	})
+	sup.Stop()
+	for i, ev := range sensor.Received() {
+		if got := string(ev.Data()); got != strconv.Itoa(i) {
+			t.Fatalf("event %d carries %q: an event was lost, repeated or reordered", i, got)
+		}
 	}
 }
