@@ -14,12 +14,12 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 )
 
 var fastBackoff = Backoff{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond, Factor: 2, Jitter: 0.2}
@@ -253,16 +253,8 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 }
 
 func TestNATSDelivery(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
+	natsURL := natsenv.Start(t, -1)
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +269,7 @@ func TestNATSDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sender, err := NewNATSSender(ns.ClientURL(), "sensors.calendar")
+	sender, err := NewNATSSender(natsURL, "sensors.calendar")
 	if err != nil {
 		t.Fatal(err)
 	}

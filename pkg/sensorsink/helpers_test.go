@@ -12,7 +12,6 @@ import (
 	cecontext "github.com/cloudevents/sdk-go/v2/context"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // httpSender is a CloudEvents HTTP client as the gateway-client builds it: binary mode
@@ -64,24 +63,6 @@ func control(t *testing.T, method, url, body string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
-}
-
-// startNATS runs a NATS server in-process on a free loopback port until the test ends.
-func startNATS(t *testing.T, port int) string {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready within 10s")
-	}
-	return ns.ClientURL()
 }
 
 // cecontextWithRetries makes an sdk-go sender retry quickly and for long enough that only

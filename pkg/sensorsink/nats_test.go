@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 )
 
 const subject = "sensor.events"
@@ -52,7 +53,7 @@ func waitFor(t *testing.T, sink *testenv.Sensor, n int) {
 }
 
 func TestNATS(t *testing.T) {
-	url := startNATS(t, -1)
+	url := natsenv.Start(t, -1)
 	ep := sensorsink.Endpoints{NATSURL: url, NATSSubject: subject}
 
 	t.Run("records the event", func(t *testing.T) {
@@ -135,7 +136,7 @@ func TestNATSServerStartedAfterTheSink(t *testing.T) {
 	lis.Close()
 
 	sink := testenv.StartSensor(t, sensorsink.Endpoints{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", port), NATSSubject: subject})
-	url := startNATS(t, port)
+	url := natsenv.Start(t, port)
 	c := natsSender(t, url)
 	// Until the sink has reconnected and subscribed, core NATS drops what is published,
 	// so keep publishing until one arrives.

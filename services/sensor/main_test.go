@@ -20,10 +20,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/protocol"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 )
 
 // runAsSensor makes this test binary the sensor when a test below re-executes it, so that
@@ -227,22 +227,14 @@ func TestSensorStopsOnSIGTERMReleasingAStalledDelivery(t *testing.T) {
 }
 
 func TestSensorReceivesOverNATS(t *testing.T) {
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready within 10s")
-	}
+	natsURL := natsenv.Start(t, -1)
 
 	addr := freeAddr(t)
-	p := startSensor(t, "--http", addr, "--nats-url", ns.ClientURL(), "--nats-subject", "sensor.demo", "--output", "json")
+	p := startSensor(t, "--http", addr, "--nats-url", natsURL, "--nats-subject", "sensor.demo", "--output", "json")
 	// Healthy means started, and Start returns once the subscription is in place.
 	waitHealthy(t, addr)
 
-	sender, err := cenats.NewSender(ns.ClientURL(), "sensor.demo", cenats.NatsOptions())
+	sender, err := cenats.NewSender(natsURL, "sensor.demo", cenats.NatsOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
