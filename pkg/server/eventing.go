@@ -54,7 +54,7 @@ func (e *eventing) StartEventSource(es *gateways.EventSource, stream gateways.Ev
 	defer func() { log.Info("event source stopped", "activeSources", e.active.Add(-1)) }()
 
 	out := newSender(es.GetName(), stream)
-	err = runSource(ctx, src, out.emit)
+	err = runSource(withLogger(ctx, log), src, out.emit)
 	out.close()
 
 	switch {
