@@ -33,11 +33,15 @@ func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	env := "EVENTGATE_BIN_" + strings.ToUpper(strings.ReplaceAll(filepath.Base(pkg), "-", "_"))
 	if p := os.Getenv(env); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatalf("%s=%s: %v", env, p, err)
+		// $(rootpath) is relative to the workspace's runfiles, while a Go test runs in its
+		// package's folder there.
+		if srcdir := os.Getenv("TEST_SRCDIR"); srcdir != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(srcdir, os.Getenv("TEST_WORKSPACE"), p)
 		}
-		return abs
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s: %v", env, err)
+		}
+		return p
 	}
 	if os.Getenv("TEST_SRCDIR") != "" {
 		t.Skipf("under Bazel, %s needs %s (add the binary to the go_test's data and env)", pkg, env)
