@@ -109,7 +109,7 @@ func TestLocalModeFollowsTheEventSourcesFile(t *testing.T) {
 	writeSources(t, cmFile, map[string]string{"a": "every: 5ms", "garbage": "every: [oops"})
 
 	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""})
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,18 +157,55 @@ func TestLocalModeFollowsTheEventSourcesFile(t *testing.T) {
 	}
 }
 
+func noEnv(string) string { return "" }
+
 func TestFlagsNameWhatIsMissing(t *testing.T) {
 	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no mode", nil, nil, "either --gateway and --event-sources (local mode) or --gateway-name (Kubernetes mode) is required"},
+		{"half local", []string{"--gateway", "g"}, nil, "--event-sources is required with --gateway"},
+		{"both modes", []string{"--gateway", "g", "--event-sources", "e", "--gateway-name", "n"}, nil,
+			"--gateway-name (Kubernetes mode) cannot be used with --gateway and --event-sources (local mode)"},
+		{"queue", []string{"--gateway", "g", "--event-sources", "e", "--queue-size", "0"}, nil, "--queue-size must be positive, got 0"},
+		{"sensor", []string{"--gateway", "g", "--event-sources", "e", "--sensor", "ftp://x"}, nil, `invalid value "ftp://x" for flag -sensor: "ftp://x" is not an http(s) URL`},
+		{"server", []string{"--gateway-name", "n", "--server", "calendar=localhost"}, nil, `invalid value "calendar=localhost" for flag -server: "calendar=localhost": want [TYPE=]HOST:PORT`},
+		{"server type", []string{"--gateway-name", "n", "--server", "=localhost:1"}, nil, `invalid value "=localhost:1" for flag -server: "=localhost:1": empty TYPE before '='`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args, func(k string) string { return tc.env[k] })
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("parseFlags(%q) = %v, want %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// The gateway-controller sets GATEWAY_NAME and GATEWAY_NAMESPACE in the pod: that alone is
+// Kubernetes mode; flags win over the environment.
+func TestFlagsTakeThePodEnvironment(t *testing.T) {
+	env := map[string]string{"GATEWAY_NAME": "gw", "GATEWAY_NAMESPACE": "ns", "KUBECONFIG": "/k"}
+	for _, tc := range []struct {
+		name string
 		args []string
 		want string
 	}{
-		{nil, "--gateway is required\n--event-sources is required"},
-		{[]string{"--gateway", "g", "--event-sources", "e", "--queue-size", "0"}, "--queue-size must be positive, got 0"},
-		{[]string{"--gateway", "g", "--event-sources", "e", "--sensor", "ftp://x"}, `invalid value "ftp://x" for flag -sensor: "ftp://x" is not an http(s) URL`},
+		{"env", nil, "kube=true name=gw ns=ns kubeconfig=/k servers=[]"},
+		{"flags win", []string{"--gateway-name", "other", "--namespace", "x", "--server", "127.0.0.1:1", "--server", "cal=h:2"}, "kube=true name=other ns=x kubeconfig=/k servers=[127.0.0.1:1 cal=h:2]"},
+		{"local mode ignores GATEWAY_NAME", []string{"--gateway", "g", "--event-sources", "e"}, "kube=false name= ns=ns kubeconfig=/k servers=[]"},
 	} {
-		_, err := parseFlags(tc.args)
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("parseFlags(%q) = %v, want %q", tc.args, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseFlags(tc.args, func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("kube=%t name=%s ns=%s kubeconfig=%s servers=%v", cfg.kubernetesMode(), cfg.gatewayName, cfg.namespace, cfg.kubeconfig, cfg.servers)
+			if got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
 	}
 }

@@ -22,13 +22,16 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	cfg, err := parseFlags(args)
+	cfg, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		return err
 	}
 	log, err := logging.FromEnv(os.Stderr, os.Getenv)
 	if err != nil {
 		return err
+	}
+	if cfg.kubernetesMode() {
+		return runKubernetes(ctx, cfg, log)
 	}
 	return runLocal(ctx, cfg, log)
 }

@@ -48,10 +48,17 @@ const (
 
 // Status is what the supervisor knows of one source.
 type Status struct {
-	ID        string
-	Name      string
-	Phase     Phase
-	Message   string
-	StartedAt time.Time
-	UpdatedAt time.Time
+	ID      string
+	Name    string
+	Phase   Phase
+	Message string
+	// Server names the gateway server the source runs on, while it runs.
+	Server string `json:",omitempty"`
+	// Invalid is set when every server refused the source: it is retried only when its
+	// config changes.
+	Invalid bool `json:",omitempty"`
+	// ConfiguredAt is when this config of the source was applied.
+	ConfiguredAt time.Time
+	StartedAt    time.Time
+	UpdatedAt    time.Time
 }

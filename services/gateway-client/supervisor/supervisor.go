@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,16 +28,33 @@ type Handler func(ctx context.Context, source string, ev *gateways.Event) error
 type Options struct {
 	// Backoff spaces restarts of a broken source (dispatch.DefaultBackoff when zero).
 	Backoff dispatch.Backoff
-	Log     *slog.Logger
+	// ValidateTimeout bounds one ValidateEventSource call, so that a server that accepts
+	// connections but never answers is skipped rather than waited on (10 s when zero).
+	ValidateTimeout time.Duration
+	Log             *slog.Logger
 	// OnStatus, when set, is called with every status change (from the sources' goroutines).
 	OnStatus func(Status)
 }
 
-// Supervisor runs the event sources of one gateway server.
-type Supervisor struct {
+// Server is one gateway server that sources can be placed on.
+type Server struct {
+	// Name says which server it is in logs and status messages, e.g. "calendar=127.0.0.1:9330".
+	Name string
+	// Type is the gateway type of the server's events, when it is not the Gateway's own.
+	Type string
+	Conn grpc.ClientConnInterface
+}
+
+type gwServer struct {
+	Server
 	client gateways.EventingClient
-	handle Handler
-	opts   Options
+}
+
+// Supervisor runs event sources on one or more gateway servers.
+type Supervisor struct {
+	servers []gwServer
+	handle  Handler
+	opts    Options
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // by source ID
@@ -44,18 +62,40 @@ type Supervisor struct {
 	wg      sync.WaitGroup
 }
 
-// New supervises sources on the gateway server behind conn.
+// New supervises sources on the one gateway server behind conn.
 func New(conn grpc.ClientConnInterface, handle Handler, opts Options) *Supervisor {
+	name := "gateway server"
+	if cc, ok := conn.(interface{ Target() string }); ok {
+		name = cc.Target()
+	}
+	return NewServers([]Server{{Name: name, Conn: conn}}, handle, opts)
+}
+
+// NewServers supervises sources on several gateway servers: each source runs on the first
+// server, in the order given, whose ValidateEventSource accepts it.
+func NewServers(servers []Server, handle Handler, opts Options) *Supervisor {
 	if opts.Backoff == (dispatch.Backoff{}) {
 		opts.Backoff = dispatch.DefaultBackoff
+	}
+	if opts.ValidateTimeout <= 0 {
+		opts.ValidateTimeout = 10 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	return &Supervisor{
-		client: gateways.NewEventingClient(conn), handle: handle, opts: opts,
-		running: map[string]context.CancelFunc{}, status: map[string]Status{},
+	s := &Supervisor{handle: handle, opts: opts, running: map[string]context.CancelFunc{}, status: map[string]Status{}}
+	for _, srv := range servers {
+		s.servers = append(s.servers, gwServer{Server: srv, client: gateways.NewEventingClient(srv.Conn)})
 	}
+	return s
+}
+
+type serverKey struct{}
+
+// ServerFrom tells a Handler which server the event came from.
+func ServerFrom(ctx context.Context) (Server, bool) {
+	srv, ok := ctx.Value(serverKey{}).(Server)
+	return srv, ok
 }
 
 // Apply makes the running sources those given: sources no longer configured (or whose config
@@ -82,7 +122,8 @@ func (s *Supervisor) Apply(sources []Source) (started, stopped []string) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		s.running[id] = cancel
-		s.status[id] = Status{ID: id, Name: src.Name, Phase: PhaseRunning, Message: "starting", UpdatedAt: time.Now()}
+		now := time.Now()
+		s.status[id] = Status{ID: id, Name: src.Name, Phase: PhaseRunning, Message: "starting", ConfiguredAt: now, UpdatedAt: now}
 		started = append(started, src.Name)
 		s.wg.Add(1)
 		go func() {
@@ -113,17 +154,16 @@ func (s *Supervisor) Stop() {
 	s.wg.Wait()
 }
 
-func (s *Supervisor) setStatus(id string, phase Phase, message string, started bool) {
+// update changes a source's status, unless it was stopped meanwhile, and reports the change.
+func (s *Supervisor) update(id string, change func(*Status)) {
 	s.mu.Lock()
 	st, ok := s.status[id]
-	if !ok { // stopped meanwhile
+	if !ok {
 		s.mu.Unlock()
 		return
 	}
-	st.Phase, st.Message, st.UpdatedAt = phase, message, time.Now()
-	if started {
-		st.StartedAt = st.UpdatedAt
-	}
+	change(&st)
+	st.UpdatedAt = time.Now()
 	s.status[id] = st
 	s.mu.Unlock()
 	if s.opts.OnStatus != nil {
@@ -145,11 +185,15 @@ func (s *Supervisor) run(ctx context.Context, src Source) {
 		case errors.As(err, &invalid):
 			// Retried only when its config changes, which is a new source.
 			log.Error("event source is invalid: not started", "reason", invalid.reason)
-			s.setStatus(id, PhaseError, "invalid: "+invalid.reason, false)
+			s.update(id, func(st *Status) {
+				st.Phase, st.Message, st.Invalid, st.Server = PhaseError, "invalid: "+invalid.reason, true, ""
+			})
 			return
 		case errors.Is(err, io.EOF):
 			log.Info("event source completed")
-			s.setStatus(id, PhaseCompleted, "the source has no more events", false)
+			s.update(id, func(st *Status) {
+				st.Phase, st.Message, st.Server = PhaseCompleted, "the source has no more events", ""
+			})
 			return
 		}
 		if delivered {
@@ -157,7 +201,9 @@ func (s *Supervisor) run(ctx context.Context, src Source) {
 		}
 		wait := s.opts.Backoff.Delay(attempt)
 		log.Warn("event source stream broke: restarting", "error", err, "retryIn", wait, "attempt", attempt+1)
-		s.setStatus(id, PhaseError, fmt.Sprintf("%v (restarting in %s)", err, wait.Round(time.Millisecond)), false)
+		s.update(id, func(st *Status) {
+			st.Phase, st.Message, st.Server = PhaseError, fmt.Sprintf("%v (restarting in %s)", err, wait.Round(time.Millisecond)), ""
+		})
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -172,24 +218,24 @@ type invalidError struct{ reason string }
 
 func (e *invalidError) Error() string { return "invalid event source: " + e.reason }
 
-// runOnce validates and starts src and reads its stream until it ends. It reports whether
+// runOnce places src on a server and reads its stream until it ends. It reports whether
 // any event came through.
 func (s *Supervisor) runOnce(ctx context.Context, src Source) (delivered bool, err error) {
 	es := src.proto()
-	valid, err := s.client.ValidateEventSource(ctx, es)
+	srv, err := s.place(ctx, es)
 	if err != nil {
-		return false, fmt.Errorf("validate: %w", err)
+		return false, err
 	}
-	if !valid.GetIsValid() {
-		return false, &invalidError{reason: valid.GetReason()}
-	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.WithValue(ctx, serverKey{}, srv.Server))
 	defer cancel()
-	stream, err := s.client.StartEventSource(ctx, es)
+	stream, err := srv.client.StartEventSource(ctx, es)
 	if err != nil {
-		return false, fmt.Errorf("start: %w", err)
+		return false, fmt.Errorf("start on %s: %w", srv.Name, err)
 	}
-	s.setStatus(es.GetId(), PhaseRunning, "", true)
+	s.update(es.GetId(), func(st *Status) {
+		st.Phase, st.Message, st.Server, st.Invalid = PhaseRunning, "running on "+srv.Name, srv.Name, false
+		st.StartedAt = time.Now()
+	})
 	for {
 		ev, err := stream.Recv()
 		if err != nil {
@@ -199,11 +245,46 @@ func (s *Supervisor) runOnce(ctx context.Context, src Source) (delivered bool, e
 			if status.Code(err) == codes.InvalidArgument {
 				return delivered, &invalidError{reason: status.Convert(err).Message()}
 			}
-			return delivered, fmt.Errorf("stream: %w", err)
+			return delivered, fmt.Errorf("stream from %s: %w", srv.Name, err)
 		}
 		delivered = true
 		if err := s.handle(ctx, src.Name, ev); err != nil {
 			return delivered, fmt.Errorf("handle event: %w", err)
 		}
 	}
+}
+
+// place asks the servers in order to validate es and returns the first that accepts it. When
+// every server answered and refused, es is invalid; when some could not be asked, it may
+// yet be accepted by one of them, so the error is an ordinary one and the source is retried.
+func (s *Supervisor) place(ctx context.Context, es *gateways.EventSource) (*gwServer, error) {
+	var refused, unreachable []string
+	for i := range s.servers {
+		srv := &s.servers[i]
+		vctx, cancel := context.WithTimeout(ctx, s.opts.ValidateTimeout)
+		valid, err := srv.client.ValidateEventSource(vctx, es)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			unreachable = append(unreachable, fmt.Sprintf("%s: unreachable: %s", srv.Name, status.Convert(err).Message()))
+		case valid.GetIsValid():
+			return srv, nil
+		case len(s.servers) == 1:
+			refused = append(refused, valid.GetReason())
+		default:
+			refused = append(refused, fmt.Sprintf("%s: %s", srv.Name, valid.GetReason()))
+		}
+	}
+	if len(unreachable) == 0 {
+		if len(s.servers) == 1 {
+			return nil, &invalidError{reason: refused[0]}
+		}
+		return nil, &invalidError{reason: "refused by every gateway server: " + strings.Join(refused, "; ")}
+	}
+	if len(s.servers) == 1 {
+		return nil, fmt.Errorf("validate: %s", unreachable[0])
+	}
+	return nil, fmt.Errorf("no gateway server took it: %s", strings.Join(append(unreachable, refused...), "; "))
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/eventgate/eventgate/pkg/dispatch"
+)
+
+// clientConfig is the client's command line. Local mode reads the Gateway and its event sources
+// from files (--gateway, --event-sources); Kubernetes mode reads them from the API server
+// (--gateway-name, or GATEWAY_NAME as the gateway-controller sets it in the pod).
+type clientConfig struct {
+	gatewayFile      string
+	eventSourcesFile string
+
+	gatewayName string
+	kubeconfig  string
+
+	namespace string
+	servers   serverAddrs
+	sensors   sensorURLs
+	observe   string
+	queueSize int
+
+	// restartBackoff spaces restarts of broken sources (the supervisor's default when zero);
+	// tests shorten it.
+	restartBackoff dispatch.Backoff
+}
+
+func (c clientConfig) kubernetesMode() bool { return c.gatewayFile == "" && c.eventSourcesFile == "" }
+
+// parseFlags reads the command line; getenv supplies the pod's environment (GATEWAY_NAME,
+// GATEWAY_NAMESPACE, KUBECONFIG) as defaults.
+func parseFlags(args []string, getenv func(string) string) (clientConfig, error) {
+	cfg := clientConfig{sensors: sensorURLs{}}
+	fs := flag.NewFlagSet("gateway-client", flag.ContinueOnError)
+	fs.StringVar(&cfg.gatewayFile, "gateway", "", "local mode: Gateway manifest (YAML, as applied to Kubernetes)")
+	fs.StringVar(&cfg.eventSourcesFile, "event-sources", "", "local mode: event-source ConfigMap manifest, watched for changes")
+	fs.StringVar(&cfg.gatewayName, "gateway-name", getenv("GATEWAY_NAME"), "Kubernetes mode: the Gateway to run (default $GATEWAY_NAME)")
+	fs.StringVar(&cfg.kubeconfig, "kubeconfig", getenv("KUBECONFIG"), "Kubernetes mode: kubeconfig file (default $KUBECONFIG, else the pod's service account)")
+	namespace := getenv("GATEWAY_NAMESPACE")
+	if namespace == "" {
+		namespace = "default"
+	}
+	fs.StringVar(&cfg.namespace, "namespace", namespace, "the Gateway's namespace in Kubernetes mode; locally, the namespace of sensor service addresses (default $GATEWAY_NAMESPACE, else default)")
+	fs.Var(&cfg.servers, "server", "[TYPE=]ADDR: a gateway server; repeatable, each source runs on the first that accepts it; TYPE becomes its events' CloudEvents type (default 127.0.0.1:<spec.processorPort>)")
+	fs.Var(cfg.sensors, "sensor", "[NAME=]URL: where the watcher NAME (or an extra sensor) receives events; repeatable")
+	fs.StringVar(&cfg.observe, "metrics-address", "127.0.0.1:9301", "address of /metrics, /healthz and /status (empty: off)")
+	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	gatewayNameFlag := false
+	fs.Visit(func(f *flag.Flag) { gatewayNameFlag = gatewayNameFlag || f.Name == "gateway-name" })
+
+	var problems []error
+	switch {
+	case !cfg.kubernetesMode():
+		if cfg.gatewayFile == "" {
+			problems = append(problems, errors.New("--gateway is required with --event-sources"))
+		}
+		if cfg.eventSourcesFile == "" {
+			problems = append(problems, errors.New("--event-sources is required with --gateway"))
+		}
+		if gatewayNameFlag {
+			problems = append(problems, errors.New("--gateway-name (Kubernetes mode) cannot be used with --gateway and --event-sources (local mode)"))
+		}
+		cfg.gatewayName = ""
+	case cfg.gatewayName == "":
+		problems = append(problems, errors.New("either --gateway and --event-sources (local mode) or --gateway-name (Kubernetes mode) is required"))
+	}
+	if cfg.queueSize <= 0 {
+		problems = append(problems, fmt.Errorf("--queue-size must be positive, got %d", cfg.queueSize))
+	}
+	return cfg, errors.Join(problems...)
+}
+
+// serverAddr is a gateway server from --server [TYPE=]ADDR.
+type serverAddr struct{ typ, addr string }
+
+func (s serverAddr) String() string {
+	if s.typ == "" {
+		return s.addr
+	}
+	return s.typ + "=" + s.addr
+}
+
+type serverAddrs []serverAddr
+
+func (s *serverAddrs) String() string { return fmt.Sprint(*s) }
+
+func (s *serverAddrs) Set(v string) error {
+	typ, addr, found := strings.Cut(v, "=")
+	if !found {
+		typ, addr = "", v
+	} else if typ == "" {
+		return fmt.Errorf("%q: empty TYPE before '='", v)
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("%q: want [TYPE=]HOST:PORT", v)
+	}
+	*s = append(*s, serverAddr{typ: typ, addr: addr})
+	return nil
+}
