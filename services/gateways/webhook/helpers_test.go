@@ -13,9 +13,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
 // testCert is a self-signed certificate for 127.0.0.1, written to files as a user's
@@ -75,10 +76,9 @@ func writePEM(t *testing.T, path, blockType string, der []byte) {
 // source starts, because it is part of the source's configuration.
 func freePort(t testing.TB) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(testenv.FreePort(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lis.Close()
-	return strconv.Itoa(lis.Addr().(*net.TCPAddr).Port)
+	return port
 }
