@@ -13,7 +13,21 @@ import (
 // ends, and returns its client URL once it accepts connections.
 func Start(t testing.TB, port int) string {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	return StartServer(t, &natsserver.Options{Port: port}).ClientURL()
+}
+
+// StartServer runs a NATS server with opts (on 127.0.0.1 unless opts.Host says otherwise,
+// without logs or signal handlers) until the test ends, and returns it once it accepts
+// connections. Tests that restart the broker call Shutdown on it and start another on the
+// same port; tests of authentication set opts.Username/Password or Authorization.
+func StartServer(t testing.TB, opts *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	o := *opts
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	o.NoLog, o.NoSigs = true, true
+	ns, err := natsserver.NewServer(&o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,5 +39,5 @@ func Start(t testing.TB, port int) string {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("NATS server not ready within 10s")
 	}
-	return ns.ClientURL()
+	return ns
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/eventgate/eventgate/pkg/config"
+)
+
+// Config is one NATS event source: every Argo Events v0.10 field (url, subject, backoff),
+// plus jsonBody, TLS and authentication.
+type Config struct {
+	// URL is the NATS server, nats://host:4222 (tls://, ws:// and wss:// too); several
+	// servers of one cluster are separated by commas. Credentials may sit in the URL
+	// (nats://user:password@host:4222), as NATS clients allow.
+	URL string `json:"url"`
+	// Subject is what to subscribe to; the wildcards * and > are allowed.
+	Subject string `json:"subject"`
+	// Backoff spaces the reconnects, for the life of the source (v0.10: first connect only).
+	Backoff config.Backoff `json:"backoff,omitempty"`
+	// JSONBody puts a JSON message body into the event as JSON rather than as base64 bytes.
+	JSONBody bool `json:"jsonBody,omitempty"`
+	// TLS configures a TLS connection (CA, client certificate); a tls:// URL with no TLS
+	// block uses the system's CAs.
+	TLS *config.TLS `json:"tls,omitempty"`
+	// Username and Password, or Token, authenticate to the server.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	Token    string `json:"token,omitempty"`
+}
+
+// urlSchemes are those nats.go dials.
+var urlSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
+
+// Validate reports every problem of c with its field path.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	if strings.TrimSpace(c.URL) == "" {
+		errs.Addf("nats.url", "is required, e.g. nats://nats.argo-events:4222")
+	}
+	for _, raw := range c.servers() {
+		if err := checkURL(raw); err != nil {
+			errs.Addf("nats.url", "%q %v", raw, err)
+		}
+	}
+	if err := checkSubject(c.Subject); err != nil {
+		errs.Addf("nats.subject", "%v", err)
+	}
+	c.Backoff.Validate(&errs, "nats.backoff")
+	c.TLS.Validate(&errs, "nats.tls")
+	switch {
+	case c.Token != "" && (c.Username != "" || c.Password != ""):
+		errs.Addf("nats.token", "use either a token or a username and password, not both")
+	case c.Password != "" && c.Username == "":
+		errs.Addf("nats.username", "is required with a password")
+	}
+	return errs.Err()
+}
+
+// servers splits the comma-separated URL list, as nats.Connect does.
+func (c *Config) servers() []string {
+	if strings.TrimSpace(c.URL) == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(c.URL, ",") {
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+func checkURL(raw string) error {
+	if raw == "" {
+		return fmt.Errorf("is empty (a stray comma in the list?)")
+	}
+	if !strings.Contains(raw, "://") {
+		// nats.go reads host:port as nats://host:port.
+		raw = "nats://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("is not a URL: %w", err)
+	}
+	if !urlSchemes[u.Scheme] {
+		return fmt.Errorf("has scheme %q, want nats, tls, ws or wss", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("has no host")
+	}
+	return nil
+}
+
+// checkSubject accepts what a NATS server accepts in a SUB: dot-separated non-empty tokens
+// without white space, '>' only as the last token.
+func checkSubject(s string) error {
+	if s == "" {
+		return fmt.Errorf("is required")
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return fmt.Errorf("%q must not contain white space", s)
+	}
+	tokens := strings.Split(s, ".")
+	for i, tok := range tokens {
+		switch {
+		case tok == "":
+			return fmt.Errorf("%q has an empty token", s)
+		case tok == ">" && i != len(tokens)-1:
+			return fmt.Errorf("%q has '>' before its last token", s)
+		}
+	}
+	return nil
+}

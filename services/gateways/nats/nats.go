@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/server"
+)
+
+// gatewayType names this gateway in logs, errors and CloudEvents.
+const gatewayType = "nats"
+
+// Bounds of the messages a source holds while its client does not read. Core NATS has no
+// flow control back to publishers: when emit blocks (the gRPC client is slow), messages
+// wait here, and beyond these bounds the client library drops them, counted and logged.
+// The byte bound keeps a burst of large messages from exhausting memory.
+const (
+	defaultPendingMsgs  = 65536
+	defaultPendingBytes = 64 << 20
+)
+
+const (
+	connectTimeout = 5 * time.Second
+	// pingInterval finds a silently dead connection (no RST from a vanished broker) within
+	// about two pings, instead of the library's default of minutes.
+	pingInterval = 20 * time.Second
+	// dropLogInterval is the least time between two logs of dropped messages.
+	dropLogInterval = time.Second
+)
+
+// gateway subscribes to NATS subjects. The zero value is not usable: see newGateway.
+type gateway struct {
+	pendingMsgs, pendingBytes int
+	// subscribed, when set, is told each new subscription: tests read its drop count.
+	subscribed func(*nats.Subscription)
+}
+
+func newGateway() gateway {
+	return gateway{pendingMsgs: defaultPendingMsgs, pendingBytes: defaultPendingBytes}
+}
+
+func (g gateway) Type() string { return gatewayType }
+
+func (g gateway) Parse(name, data string) (server.Source, error) {
+	var cfg Config
+	if err := config.Decode(gatewayType, data, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &source{name: name, cfg: cfg, gw: g}, nil
+}
+
+// payload is the event body, in JSON:
+//
+//	{"subject": "orders.created", "header": {"Trace-Id": ["7f3a"]}, "body": "aGVsbG8="}
+//
+// subject is the message's subject (the concrete one when the source subscribed with a
+// wildcard); header holds the NATS headers, and is absent when the message has none; body is
+// the message's bytes in base64, or the JSON body itself when the source sets jsonBody and
+// the body is JSON (a non-JSON body still arrives, as base64).
+type payload struct {
+	Subject string              `json:"subject"`
+	Header  map[string][]string `json:"header,omitempty"`
+	Body    any                 `json:"body"`
+}
+
+// source is one subscription. Core NATS delivers at most once: messages published while
+// the gateway is disconnected (a broker restart, a network failure, the reconnect wait)
+// are not delivered, nor are those the library had buffered when the connection broke or
+// dropped because the client was too slow. Use JetStream where every message counts.
+type source struct {
+	name string
+	cfg  Config
+	gw   gateway
+}
+
+// Start subscribes, and after any loss of the connection, at any time, subscribes again
+// after the configured backoff, until ctx ends or the event stream is gone.
+func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
+		return s.session(ctx, connected, emit)
+	})
+}
+
+// session is one connection: it returns when the connection is lost (an error), the
+// stream is gone (emit's error) or ctx ends.
+func (s *source) session(ctx context.Context, connected func(), emit server.Emit) error {
+	log := server.LoggerFrom(ctx)
+	opts, err := s.options(ctx)
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(s.cfg.URL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w", err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(s.cfg.Subject)
+	if err != nil {
+		return fmt.Errorf("subscribe to %q: %w", s.cfg.Subject, err)
+	}
+	if err := sub.SetPendingLimits(s.gw.pendingMsgs, s.gw.pendingBytes); err != nil {
+		return fmt.Errorf("subscribe to %q: %w", s.cfg.Subject, err)
+	}
+	// The server has the subscription once it answered a ping sent after it: from then on,
+	// what is published to the subject reaches this source.
+	if err := nc.FlushTimeout(connectTimeout); err != nil {
+		return fmt.Errorf("subscribe to %q: %w", s.cfg.Subject, err)
+	}
+	log.Info("subscribed", "server", nc.ConnectedUrlRedacted(), "subject", s.cfg.Subject)
+	if s.gw.subscribed != nil {
+		s.gw.subscribed(sub)
+	}
+	connected()
+
+	// Drops are counted at the next message that gets through: the library reports
+	// ErrSlowConsumer only for some of them (once per episode, and not at all when a message
+	// got queued in between), while its counter sees them all. At most one log a second:
+	// an overloaded source would otherwise log at every message.
+	var droppedSeen int
+	var loggedAt time.Time
+	countDrops := func() {
+		total, err := sub.Dropped()
+		if err != nil || total == droppedSeen || time.Since(loggedAt) < dropLogInterval {
+			return
+		}
+		log.Warn("client too slow: NATS messages dropped", "dropped", total-droppedSeen, "droppedSinceConnect", total)
+		droppedSeen, loggedAt = total, time.Now()
+	}
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case err == nil:
+			countDrops()
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, nats.ErrSlowConsumer):
+			countDrops()
+			continue
+		default:
+			if cause := nc.LastError(); cause != nil && !errors.Is(err, cause) {
+				err = fmt.Errorf("%w (%w)", err, cause)
+			}
+			return fmt.Errorf("connection to NATS lost: %w", err)
+		}
+		ev, err := server.JSONEvent(payload{Subject: msg.Subject, Header: msg.Header, Body: server.MessageBody(msg.Data, s.cfg.JSONBody)})
+		if err != nil {
+			return err
+		}
+		if err := emit(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// options builds the connection options; TLS files are read per connection, so renewed
+// certificates are picked up at the next reconnect.
+func (s *source) options(ctx context.Context) ([]nats.Option, error) {
+	log := server.LoggerFrom(ctx)
+	opts := []nats.Option{
+		nats.Name("eventgate " + gatewayType + " gateway: " + s.name),
+		// Reconnects are server.Reconnect's, with the source's backoff, so that the first
+		// connect and every later one follow the same policy and are logged alike.
+		nats.NoReconnect(),
+		nats.Timeout(connectTimeout),
+		nats.PingInterval(pingInterval),
+		nats.PermissionErrOnSubscribe(true),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if !errors.Is(err, nats.ErrSlowConsumer) { // counted in session
+				log.Warn("NATS error", "error", err)
+			}
+		}),
+	}
+	if s.cfg.TLS != nil {
+		tlsConfig, err := s.cfg.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls: %w", err)
+		}
+		opts = append(opts, nats.Secure(tlsConfig))
+	}
+	switch {
+	case s.cfg.Token != "":
+		opts = append(opts, nats.Token(s.cfg.Token))
+	case s.cfg.Username != "":
+		opts = append(opts, nats.UserInfo(s.cfg.Username, s.cfg.Password))
+	}
+	return opts, nil
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// received is a payload as a client decodes it.
+type received struct {
+	Subject string              `json:"subject"`
+	Header  map[string][]string `json:"header"`
+	Body    json.RawMessage     `json:"body"`
+}
+
+// bytesBody is the body of a payload that carries bytes (base64 in JSON).
+func (r received) bytesBody(t testing.TB) []byte {
+	t.Helper()
+	var b []byte
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		t.Fatalf("body %s is not base64 bytes: %v", r.Body, err)
+	}
+	return b
+}
+
+// events starts an event source on gw and delivers its events, decoded, on the returned
+// channel until the stream ends (the channel is closed then).
+func events(t testing.TB, gw *testenv.Gateway, data string) <-chan received {
+	t.Helper()
+	stream, err := gw.Client.StartEventSource(t.Context(), &gateways.EventSource{Name: "test", Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan received, 1024)
+	go func() {
+		defer close(out)
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			var r received
+			if ev.GetName() != "test" || ev.GetContentType() != "application/json" || json.Unmarshal(ev.GetPayload(), &r) != nil {
+				r = received{Subject: fmt.Sprintf("BAD EVENT name %q content type %q payload %q", ev.GetName(), ev.GetContentType(), ev.GetPayload())}
+			}
+			out <- r
+		}
+	}()
+	return out
+}
+
+// next is the next event, or a test failure after timeout.
+func next(t testing.TB, ch <-chan received, timeout time.Duration) received {
+	t.Helper()
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			t.Fatal("event stream ended")
+		}
+		return r
+	case <-time.After(timeout):
+		t.Fatalf("no event within %s", timeout)
+		return received{}
+	}
+}
+
+func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// publish sends bodies "<prefix>0" .. "<prefix>n-1" and waits until the server has them.
+func publish(t testing.TB, nc *nats.Conn, subject, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := nc.Publish(subject, []byte(prefix+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expect reads n events and fails unless they are "<prefix>0" .. "<prefix>n-1", in order.
+func expect(t testing.TB, ch <-chan received, subject, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		r := next(t, ch, 10*time.Second)
+		if want := prefix + strconv.Itoa(i); r.Subject != subject || string(r.bytesBody(t)) != want {
+			t.Fatalf("event %d = subject %q body %s, want subject %q body %q", i, r.Subject, r.Body, subject, want)
+		}
+	}
+}
+
+// waitSubscribed publishes probes until one arrives, which proves the source is
+// subscribed (core NATS keeps nothing for a subscriber that is not there yet); it returns
+// how many probes were published before that, which were lost.
+func waitSubscribed(t testing.TB, nc *nats.Conn, ch <-chan received, subject string) (lost int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("source not subscribed within 20s")
+		}
+		if err := nc.Publish(subject, []byte("probe"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				t.Fatal("event stream ended")
+			}
+			if want := "probe" + strconv.Itoa(i); string(r.bytesBody(t)) != want {
+				// An earlier probe that arrived late: the next read must be ours.
+				if r = next(t, ch, 5*time.Second); string(r.bytesBody(t)) != want {
+					t.Fatalf("probe %d: got %q", i, r.bytesBody(t))
+				}
+			}
+			return i
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+const fastBackoff = "backoff: {duration: 20ms, factor: 1}"
+
+func TestMessagesArriveExactlyOnceInOrder(t *testing.T) {
+	url := natsenv.Start(t, -1)
+	gw := testenv.StartGateway(t, newGateway())
+	ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: orders.*\n%s", url, fastBackoff))
+	nc := connect(t, url)
+	waitSubscribed(t, nc, ch, "orders.probe")
+
+	const n = 500
+	publish(t, nc, "orders.created", "order-", n)
+	expect(t, ch, "orders.created", "order-", n)
+	select {
+	case r := <-ch:
+		t.Fatalf("an event beyond the %d published: %+v", n, r)
+	default:
+	}
+}
+
+func TestBodiesAndHeaders(t *testing.T) {
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i)
+	}
+	tests := []struct {
+		name     string
+		jsonBody bool
+		msg      *nats.Msg
+		wantBody string // the payload's body as JSON
+		wantHdr  map[string][]string
+	}{
+		{name: "binary body intact", msg: &nats.Msg{Data: binary}, wantBody: mustJSON(t, binary)},
+		{name: "empty body", msg: &nats.Msg{}, wantBody: `""`},
+		{name: "JSON body as bytes without jsonBody", msg: &nats.Msg{Data: []byte(`{"a":1}`)}, wantBody: mustJSON(t, []byte(`{"a":1}`))},
+		{name: "jsonBody", jsonBody: true, msg: &nats.Msg{Data: []byte(`{"a": [1, 2]}`)}, wantBody: `{"a":[1,2]}`},
+		{name: "jsonBody with a body that is not JSON", jsonBody: true, msg: &nats.Msg{Data: []byte("plain")}, wantBody: mustJSON(t, []byte("plain"))},
+		{
+			name:     "headers",
+			msg:      &nats.Msg{Header: nats.Header{"Trace-Id": {"7f3a"}, "Tags": {"a", "b"}}, Data: []byte("x")},
+			wantBody: mustJSON(t, []byte("x")),
+			wantHdr:  map[string][]string{"Trace-Id": {"7f3a"}, "Tags": {"a", "b"}},
+		},
+	}
+	url := natsenv.Start(t, -1)
+	nc := connect(t, url)
+	gw := testenv.StartGateway(t, newGateway())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := "bodies." + strings.ReplaceAll(tc.name, " ", "_")
+			ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: %s\njsonBody: %t", url, subject, tc.jsonBody))
+			waitSubscribed(t, nc, ch, subject)
+			tc.msg.Subject = subject
+			if err := nc.PublishMsg(tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			r := next(t, ch, 10*time.Second)
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, r.Body); err != nil {
+				t.Fatal(err)
+			}
+			if compact.String() != tc.wantBody {
+				t.Errorf("body = %s, want %s", compact.String(), tc.wantBody)
+			}
+			if fmt.Sprint(r.Header) != fmt.Sprint(tc.wantHdr) {
+				t.Errorf("header = %v, want %v", r.Header, tc.wantHdr)
+			}
+		})
+	}
+}
+
+func mustJSON(t testing.TB, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A broker restart mid-stream: the source reconnects and delivers what is published after
+// it subscribed again. Core NATS keeps nothing for absent subscribers: messages published
+// while the broker was down could not be published at all, and those published after the
+// restart but before the source subscribed again (here the probes) are lost.
+func TestBrokerRestartMidStream(t *testing.T) {
+	first := natsenv.StartServer(t, &natsserver.Options{Port: -1})
+	url := first.ClientURL()
+	port := first.Addr().(*net.TCPAddr).Port
+	gw := testenv.StartGateway(t, newGateway())
+	ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: restart\n%s", url, fastBackoff))
+
+	before := connect(t, url)
+	waitSubscribed(t, before, ch, "restart")
+	publish(t, before, "restart", "before-", 100)
+	expect(t, ch, "restart", "before-", 100)
+
+	first.Shutdown()
+	first.WaitForShutdown()
+	natsenv.StartServer(t, &natsserver.Options{Port: port})
+
+	after := connect(t, url)
+	lost := waitSubscribed(t, after, ch, "restart")
+	t.Logf("probes published after the restart before the source had subscribed again (lost): %d", lost)
+	publish(t, after, "restart", "after-", 100)
+	expect(t, ch, "restart", "after-", 100)
+}
+
+// The source retries the first connect too: it starts before its broker exists.
+func TestBrokerNotThereYet(t *testing.T) {
+	probe := natsenv.StartServer(t, &natsserver.Options{Port: -1})
+	port := probe.Addr().(*net.TCPAddr).Port
+	url := probe.ClientURL()
+	probe.Shutdown()
+	probe.WaitForShutdown()
+
+	gw := testenv.StartGateway(t, newGateway())
+	ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: late\n%s", url, fastBackoff))
+	natsenv.StartServer(t, &natsserver.Options{Port: port})
+	nc := connect(t, url)
+	waitSubscribed(t, nc, ch, "late")
+	publish(t, nc, "late", "m", 10)
+	expect(t, ch, "late", "m", 10)
+}
+
+func TestAuthentication(t *testing.T) {
+	tests := []struct {
+		name   string
+		server natsserver.Options
+		source string
+	}{
+		{name: "token", server: natsserver.Options{Authorization: "s3cret"}, source: "token: s3cret"},
+		{name: "username and password", server: natsserver.Options{Username: "gw", Password: "pw"}, source: "username: gw\npassword: pw"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.server
+			opts.Port = -1
+			ns := natsenv.StartServer(t, &opts)
+			gw := testenv.StartGateway(t, newGateway())
+			ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: auth\n%s\n%s", ns.ClientURL(), tc.source, fastBackoff))
+			nc := connect(t, ns.ClientURL(), nats.Token(opts.Authorization), nats.UserInfo(opts.Username, opts.Password))
+			waitSubscribed(t, nc, ch, "auth")
+		})
+	}
+}
+
+func TestInvalidEventSources(t *testing.T) {
+	tests := []struct {
+		name, data, wantReason string
+	}{
+		{name: "bad URL", data: "url: 'nats://x:port'\nsubject: a", wantReason: `nats.url: "nats://x:port" is not a URL`},
+		{name: "missing subject", data: "url: nats://x:4222", wantReason: "nats.subject: is required"},
+		{name: "negative backoff", data: "url: nats://x:4222\nsubject: a\nbackoff: {duration: -10000000000}", wantReason: "nats.backoff.duration: must not be negative, got -10s"},
+	}
+	gw := testenv.StartGateway(t, newGateway())
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			es := &gateways.EventSource{Name: "bad", Data: tc.data}
+			resp, err := gw.Client.ValidateEventSource(t.Context(), es)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetIsValid() || !strings.HasPrefix(resp.GetReason(), tc.wantReason) {
+				t.Fatalf("validate = %v, want is_valid=false and a reason starting %q", resp, tc.wantReason)
+			}
+			stream, err := gw.Client.StartEventSource(t.Context(), es)
+			if err == nil {
+				_, err = stream.Recv()
+			}
+			if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), tc.wantReason) {
+				t.Fatalf("start = %v, want InvalidArgument %q", err, tc.wantReason)
+			}
+		})
+	}
+}
+
+// A client too slow for the publisher: the source holds what its bounds allow and the rest
+// is dropped and counted. Every message is either delivered, once, in order, or counted.
+func TestSlowClientDropsAreCounted(t *testing.T) {
+	url := natsenv.Start(t, -1)
+	subs := make(chan *nats.Subscription, 1)
+	gw := newGateway()
+	gw.pendingMsgs = 16
+	gw.subscribed = func(s *nats.Subscription) { subs <- s }
+	server := testenv.StartGateway(t, gw)
+	stream, err := server.Client.StartEventSource(t.Context(), &gateways.EventSource{Name: "slow", Data: "url: " + url + "\nsubject: slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub *nats.Subscription
+	select {
+	case sub = <-subs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("source did not subscribe")
+	}
+
+	// The test does not read the stream while publishing: gRPC flow control stops the
+	// source once its window is full, and the source's queue overflows.
+	const n = 20000
+	nc := connect(t, url)
+	body := bytes.Repeat([]byte("x"), 1000)
+	for i := range n {
+		if err := nc.Publish("slow", append([]byte(fmt.Sprintf("%08d", i)), body...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if d, _ := sub.Dropped(); d == 0 {
+			return fmt.Errorf("nothing dropped yet")
+		}
+		return nil
+	})
+
+	last, got := -1, 0
+	testenv.Eventually(t, 30*time.Second, 0, func() error {
+		dropped, err := sub.Dropped()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got+dropped == n {
+			return nil
+		}
+		ev, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r received
+		if err := json.Unmarshal(ev.GetPayload(), &r); err != nil {
+			t.Fatal(err)
+		}
+		seq, err := strconv.Atoi(string(r.bytesBody(t)[:8]))
+		if err != nil || seq <= last {
+			t.Fatalf("message %q after %d: out of order or duplicated", r.bytesBody(t)[:8], last)
+		}
+		last, got = seq, got+1
+		return fmt.Errorf("received %d + dropped %d != published %d", got, dropped, n)
+	})
+	dropped, _ := sub.Dropped()
+	t.Logf("published %d, delivered %d, dropped and counted %d", n, got, dropped)
+}
