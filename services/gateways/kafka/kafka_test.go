@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// broker is an in-process Kafka-protocol broker (kfake) that keeps its log and committed
+// offsets in a directory, so that restart is a real broker restart: connections drop, the
+// port is closed for a while, and the data survives.
+type broker struct {
+	t       testing.TB
+	dir     string
+	port    int
+	cluster *kfake.Cluster
+	topics  map[string]int32
+}
+
+func startBroker(t testing.TB, topics map[string]int32) *broker {
+	t.Helper()
+	b := &broker{t: t, dir: t.TempDir(), topics: topics}
+	b.start()
+	addr := b.cluster.ListenAddrs()[0]
+	_, port, _ := strings.Cut(addr, ":")
+	b.port, _ = strconv.Atoi(port)
+	t.Cleanup(func() { b.cluster.Close() })
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(b.dir), kfake.Ports(b.port)}
+	for topic, partitions := range b.topics {
+		opts = append(opts, kfake.SeedTopics(partitions, topic))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		b.t.Fatalf("start Kafka broker: %v", err)
+	}
+	b.cluster = c
+}
+
+func (b *broker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+
+// restart stops the broker and starts a new one on the same port and data.
+func (b *broker) restart() {
+	b.t.Helper()
+	b.cluster.Close()
+	b.start()
+}
+
+// produce writes the records and waits until the broker has them. A new producer each
+// time, so that a restarted broker is simply dialled again.
+func (b *broker) produce(msgs ...*sarama.ProducerMessage) {
+	b.t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer([]string{b.addr()}, cfg)
+	if err != nil {
+		b.t.Fatalf("producer: %v", err)
+	}
+	defer p.Close()
+	if err := p.SendMessages(msgs); err != nil {
+		b.t.Fatalf("produce %d records: %v", len(msgs), err)
+	}
+}
+
+// produceValues writes one record per value to partition 0 of topic.
+func (b *broker) produceValues(topic string, values ...string) {
+	b.t.Helper()
+	msgs := make([]*sarama.ProducerMessage, len(values))
+	for i, v := range values {
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}
+	}
+	b.produce(msgs...)
+}
+
+// committed is the group's committed offset of partition 0 of topic (-1: none).
+func (b *broker) committed(group, topic string) int64 {
+	b.t.Helper()
+	admin, err := sarama.NewClusterAdmin([]string{b.addr()}, sarama.NewConfig())
+	if err != nil {
+		b.t.Fatalf("admin: %v", err)
+	}
+	defer admin.Close()
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+	if err != nil {
+		b.t.Fatalf("committed offsets of %q: %v", group, err)
+	}
+	return resp.GetBlock(topic, 0).Offset
+}
+
+// received is the test's view of an event payload: message, with the body undecoded.
+type received struct {
+	Topic     string            `json:"topic"`
+	Partition int32             `json:"partition"`
+	Offset    int64             `json:"offset"`
+	Key       string            `json:"key"`
+	Headers   map[string]string `json:"headers"`
+	Timestamp time.Time         `json:"timestamp"`
+	Body      json.RawMessage   `json:"body"`
+}
+
+// bytes is the body as sent: a JSON string is base64 of the bytes, anything else is JSON.
+func (r received) bytes(t testing.TB) []byte {
+	t.Helper()
+	var s string
+	if json.Unmarshal(r.Body, &s) != nil {
+		return r.Body
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("body %s is a string but not base64: %v", r.Body, err)
+	}
+	return b
+}
+
+func decode(t testing.TB, ev *gateways.Event) received {
+	t.Helper()
+	if ev.GetContentType() != "application/json" {
+		t.Fatalf("content type %q", ev.GetContentType())
+	}
+	var r received
+	if err := json.Unmarshal(ev.GetPayload(), &r); err != nil {
+		t.Fatalf("payload %s: %v", ev.GetPayload(), err)
+	}
+	return r
+}
+
+const probe = "probe"
+
+// waitConsuming returns once a source that starts at the newest record is consuming:
+// records produced before that are, by design, not its business. Probe records, which
+// later reads skip, are produced until one comes through.
+func waitConsuming(t testing.TB, b *broker, topic string, s *testenv.Stream) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, 0, func() error {
+		b.produceValues(topic, probe)
+		_, err := s.TryNext(300 * time.Millisecond)
+		return err
+	})
+}
+
+// readUntil reads events up to the record with body end, skipping probes, and returns
+// the bodies and events before it.
+func readUntil(t testing.TB, s *testenv.Stream, end string) ([]string, []received) {
+	t.Helper()
+	var bodies []string
+	var events []received
+	for {
+		r := decode(t, s.Next(t, 60*time.Second))
+		body := string(r.bytes(t))
+		switch body {
+		case probe:
+			continue
+		case end:
+			return bodies, events
+		}
+		bodies = append(bodies, body)
+		events = append(events, r)
+	}
+}
+
+func values(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s-%03d", prefix, i))
+	}
+	return out
+}
+
+// lossReport counts what of sent did not arrive, and what arrived more than once.
+func lossReport(sent, got []string) (lost, duplicates int) {
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	for _, s := range sent {
+		switch n := seen[s]; {
+		case n == 0:
+			lost++
+		case n > 1:
+			duplicates += n - 1
+		}
+	}
+	return lost, duplicates
+}
+
+func TestPartitionDeliversExactlyWhatWasPublished(t *testing.T) {
+	b := startBroker(t, map[string]int32{"orders": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	// v0.10 wrote the partition as a string.
+	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "orders", Data: fmt.Sprintf("url: %s\ntopic: orders\npartition: \"0\"", b.addr())})
+	waitConsuming(t, b, "orders", s)
+
+	sent := values("order", 0, 50)
+	b.produceValues("orders", append(sent, "end")...)
+	got, events := readUntil(t, s, "end")
+	if strings.Join(got, ",") != strings.Join(sent, ",") {
+		t.Fatalf("received %d records %v,\nwant exactly the %d published, in order", len(got), got, len(sent))
+	}
+	for i, r := range events {
+		if r.Topic != "orders" || r.Partition != 0 || (i > 0 && r.Offset != events[i-1].Offset+1) || r.Timestamp.IsZero() {
+			t.Errorf("event %d metadata: %+v", i, r)
+		}
+	}
+}
+
+func TestPayloadCarriesMetadataAndIntactBodies(t *testing.T) {
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i) // every byte value, invalid UTF-8 included
+	}
+	at := time.Date(2026, 5, 1, 12, 0, 0, 123e6, time.UTC)
+	tests := []struct {
+		name     string
+		jsonBody bool
+		value    []byte
+		wantBody string // the body field as JSON
+	}{
+		{name: "binary body", value: binary, wantBody: `"` + base64.StdEncoding.EncodeToString(binary) + `"`},
+		{name: "JSON body as bytes by default", value: []byte(`{"id":7}`), wantBody: `"eyJpZCI6N30="`},
+		{name: "jsonBody passes JSON through", jsonBody: true, value: []byte(`{"id":7}`), wantBody: `{"id":7}`},
+		{name: "jsonBody keeps a non-JSON body as bytes", jsonBody: true, value: []byte("not json"), wantBody: `"bm90IGpzb24="`},
+	}
+	topics := map[string]int32{}
+	for i := range tests {
+		topics[fmt.Sprintf("payloads-%d", i)] = 1
+	}
+	b := startBroker(t, topics)
+	gw := testenv.StartGateway(t, gateway{})
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := fmt.Sprintf("payloads-%d", i)
+			b.produce(&sarama.ProducerMessage{
+				Topic: topic, Key: sarama.StringEncoder("key-1"), Value: sarama.ByteEncoder(tc.value), Timestamp: at,
+				Headers: []sarama.RecordHeader{{Key: []byte("trace"), Value: []byte("abc")}},
+			})
+			data := fmt.Sprintf("url: %s\ntopic: %s\njsonBody: %t\nconsumerGroup: {groupName: %s, oldest: true}", b.addr(), topic, tc.jsonBody, topic)
+			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "payloads", Data: data})
+			ev := s.Next(t, 30*time.Second)
+			r := decode(t, ev)
+			if string(r.Body) != tc.wantBody {
+				t.Errorf("body = %s, want %s", r.Body, tc.wantBody)
+			}
+			if !bytes.Equal(r.bytes(t), tc.value) {
+				t.Errorf("body bytes differ from the record's value")
+			}
+			if r.Key != "key-1" || r.Headers["trace"] != "abc" || r.Topic != topic || r.Offset != 0 || !r.Timestamp.Equal(at) {
+				t.Errorf("metadata = key %q headers %v topic %q offset %d timestamp %v", r.Key, r.Headers, r.Topic, r.Offset, r.Timestamp)
+			}
+			if !ev.GetTime().AsTime().Equal(at) {
+				t.Errorf("event time %v, want the record's timestamp %v", ev.GetTime().AsTime(), at)
+			}
+		})
+	}
+}
+
+func TestConsumerGroupResumesFromTheCommittedOffset(t *testing.T) {
+	b := startBroker(t, map[string]int32{"jobs": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	es := &gateways.EventSource{Name: "jobs", Data: fmt.Sprintf("url: %s\ntopic: jobs\nconsumerGroup:\n  groupName: workers\n  oldest: true", b.addr())}
+
+	first := values("job", 0, 20)
+	b.produceValues("jobs", append(first, "end-1")...)
+	s := testenv.OpenStream(t, gw.Client, es)
+	if got, _ := readUntil(t, s, "end-1"); strings.Join(got, ",") != strings.Join(first, ",") {
+		t.Fatalf("first run received %v, want %v", got, first)
+	}
+	s.Close()
+	// The source commits what it delivered when it stops: 21 records, end marker included.
+	testenv.Eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if off := b.committed("workers", "jobs"); off != 21 {
+			return fmt.Errorf("committed offset %d, want 21", off)
+		}
+		return nil
+	})
+
+	second := values("job", 20, 40)
+	b.produceValues("jobs", append(second, "end-2")...)
+	s = testenv.OpenStream(t, gw.Client, es)
+	got, events := readUntil(t, s, "end-2")
+	if strings.Join(got, ",") != strings.Join(second, ",") {
+		t.Fatalf("restarted source received %v,\nwant exactly the %d records published since the commit", got, len(second))
+	}
+	if events[0].Offset != 21 {
+		t.Errorf("restarted source began at offset %d, want the committed 21", events[0].Offset)
+	}
+}
+
+func TestBrokerRestartMidStream(t *testing.T) {
+	tests := []struct {
+		name, config string
+		oldest       bool // the source reads what was published before it started
+	}{
+		{name: "consumer group", config: "consumerGroup: {groupName: survivors, oldest: true}", oldest: true},
+		{name: "single partition", config: `partition: 0`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := startBroker(t, map[string]int32{"events": 1})
+			gw := testenv.StartGateway(t, gateway{})
+			// v0.10's integer nanoseconds: 50ms between reconnect attempts.
+			data := fmt.Sprintf("url: %s\ntopic: events\nbackoff: {duration: 50000000, factor: 1}\n%s", b.addr(), tc.config)
+			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "events", Data: data})
+			if !tc.oldest {
+				waitConsuming(t, b, "events", s)
+			}
+			before, after := values("event", 0, 100), values("event", 100, 200)
+			b.produceValues("events", append(before, "mid")...)
+			got, _ := readUntil(t, s, "mid")
+
+			b.restart()
+			b.produceValues("events", append(after, "end")...)
+			rest, _ := readUntil(t, s, "end")
+			got = append(got, rest...)
+
+			sent := append(before, after...)
+			lost, dups := lossReport(sent, got)
+			t.Logf("kafka %s across a broker restart: published %d, received %d, lost %d, duplicates %d", tc.name, len(sent), len(got), lost, dups)
+			if lost != 0 {
+				t.Errorf("%d records lost across the broker restart", lost)
+			}
+		})
+	}
+}
+
+func TestInvalidConfigsOverGRPC(t *testing.T) {
+	gw := testenv.StartGateway(t, gateway{})
+	tests := []struct{ name, data, field string }{
+		{"bad URL", "url: 'kafka:port'\ntopic: t", "kafka.url"},
+		{"missing topic", "url: localhost:9092", "kafka.topic"},
+		{"negative backoff", "url: localhost:9092\ntopic: t\nbackoff: {duration: -1s}", "kafka.backoff.duration"},
+		{"partition not a number", "url: localhost:9092\ntopic: t\npartition: first", "kafka.partition"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "bad", Data: tc.data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetIsValid() || !strings.Contains(resp.GetReason(), tc.field+": ") {
+				t.Errorf("validate = %v, want is_valid=false naming %s", resp, tc.field)
+			}
+		})
+	}
+}
+
+// An unreachable broker is retried, not fatal: the stream stays open and delivers once
+// the broker is there.
+func TestSourceWaitsForABrokerThatIsNotThereYet(t *testing.T) {
+	port := testenv.FreePort(t)
+	gw := testenv.StartGateway(t, gateway{})
+	data := fmt.Sprintf("url: %s\ntopic: late\nbackoff: {duration: 50ms, factor: 1}\nconsumerGroup: {groupName: late, oldest: true}", port)
+	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "late", Data: data})
+	if _, err := s.TryNext(500 * time.Millisecond); err != testenv.ErrNoEvent {
+		t.Fatalf("without a broker: %v, want no event and an open stream", err)
+	}
+	_, p, _ := strings.Cut(port, ":")
+	b := &broker{t: t, dir: t.TempDir(), topics: map[string]int32{"late": 1}}
+	b.port, _ = strconv.Atoi(p)
+	b.start()
+	t.Cleanup(func() { b.cluster.Close() })
+	b.produceValues("late", "hello")
+	if r := decode(t, s.Next(t, 30*time.Second)); string(r.bytes(t)) != "hello" {
+		t.Errorf("got %q", r.bytes(t))
+	}
+}
+
+func TestEndToEndThroughTheGatewayClient(t *testing.T) {
+	b := startBroker(t, map[string]int32{"orders": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	testenv.StartClient(t, testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources: map[string]string{"orders": fmt.Sprintf("url: %s\ntopic: orders\njsonBody: true\nconsumerGroup:\n  groupName: e2e\n  oldest: true", b.addr())},
+	})
+	b.produceValues("orders", `{"order":1}`, `{"order":2}`, `{"order":3}`)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got, err := sensor.Wait(ctx, 3)
+	if err != nil {
+		t.Fatalf("sensor: %v", err)
+	}
+	for i, ev := range got {
+		var r received
+		if err := json.Unmarshal(ev.Data(), &r); err != nil {
+			t.Fatalf("event %d data %s: %v", i, ev.Data(), err)
+		}
+		want := fmt.Sprintf(`{"order":%d}`, i+1)
+		if ev.Type() != gatewayType || ev.Subject() != "orders" || ev.Source() != "kafka-gateway" || string(r.Body) != want || r.Offset != int64(i) {
+			t.Errorf("event %d: type %q subject %q source %q body %s offset %d", i, ev.Type(), ev.Subject(), ev.Source(), r.Body, r.Offset)
+		}
+	}
+}
