@@ -391,7 +391,7 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 		GatewayType: gatewayType,
 		Servers:     []string{gw.Addr},
 		Sensors:     []string{sensor.URL},
-		Sources: map[string]string{"orders": fmt.Sprintf("url: %s\ntopic: orders\njsonBody: true\nconsumerGroup:\n  groupName: e2e\n  oldest: true", b.addr())},
+		Sources:     map[string]string{"orders": fmt.Sprintf("url: %s\ntopic: orders\njsonBody: true\nconsumerGroup:\n  groupName: e2e\n  oldest: true", b.addr())},
 	})
 	b.produceValues("orders", `{"order":1}`, `{"order":2}`, `{"order":3}`)
 
