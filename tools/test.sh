@@ -25,8 +25,21 @@ tools/codegen.sh check
 step "Bazel: BUILD files and go_deps.bzl fresh (gazelle)"
 tools/gazelle.sh --check
 
+step "test servers: kube-apiserver + etcd (built once, cached by version), RabbitMQ"
+# The tests start kube-apiserver, etcd and the in-process brokers themselves; RabbitMQ takes
+# seconds to start, so one node serves the whole run and stops when this script ends.
+eval "$(tools/testservers/build.sh --env)"
+eval "$(tools/testservers/rabbitmq.sh start --watch-pid $$)"
+trap 'tools/testservers/rabbitmq.sh stop >/dev/null 2>&1 || true' EXIT
+# A test whose server is missing fails here instead of skipping.
+export EVENTGATE_REQUIRE_TEST_SERVERS=1
+
 step "bazel test //... (builds every binary and image too)"
-tools/bazel test //...
+test_env=()
+for v in EVENTGATE_KUBE_APISERVER EVENTGATE_ETCD EVENTGATE_AMQP_URL EVENTGATE_AMQP_CTL EVENTGATE_REQUIRE_TEST_SERVERS; do
+  test_env+=("--test_env=$v")
+done
+tools/bazel test "${test_env[@]}" //...
 
 # Last, so that its summary is the one CI reads: the same tests as Bazel, plus -race.
 step "go test -race ./..."
