@@ -1,0 +1,350 @@
+// Command bench measures the webhook path end to end, all real processes on loopback:
+// HTTP posters -> webhook gateway -> gRPC stream -> gateway-client -> CloudEvent over HTTP ->
+// sensor, against two baselines measured in the same run with the same posters: a bare
+// net/http handler that answers 200 (one hop), and a relay that POSTs each body to the same
+// sensor before it answers (two hops). It prints events/s, end-to-end latency, events lost,
+// and the gateway's and the client's memory and CPU, with ratios to the baselines.
+//
+//	go run ./tools/bench [-posters 64] [-duration 3s] [-rate 1000] [-profile DIR]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	posters      int
+	duration     time.Duration
+	rate         int
+	rateDuration time.Duration
+	size         int
+	profileDir   string
+	keep         bool
+}
+
+func main() {
+	var o options
+	serve := flag.String("serve", "", "internal: run a baseline server (bare or relay) instead of the bench")
+	listen := flag.String("listen", "", "internal: the baseline's address")
+	sinkURL := flag.String("sink", "", "internal: the relay's sink URL")
+	flag.IntVar(&o.posters, "posters", 64, "concurrent HTTP posters")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each closed-loop (maximum throughput) run")
+	flag.IntVar(&o.rate, "rate", 1000, "events per second of the fixed-rate (latency) runs; 0 skips them")
+	flag.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "length of each fixed-rate run")
+	flag.IntVar(&o.size, "size", 256, "bytes per posted body")
+	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles of the gateway and the client during the gateway's closed-loop run to this folder")
+	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
+	flag.Parse()
+
+	if *serve != "" {
+		if err := serveBaseline(*serve, *listen, *sinkURL); err != nil {
+			fmt.Fprintln(os.Stderr, "bench baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 {
+		fmt.Fprintln(os.Stderr, "bench: -posters and -duration must be positive, -rate and -size not negative")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// path is the running programs and where to post.
+type path struct {
+	sensor, bare, relay, webhook, client *proc
+	bareURL, relayURL, webhookURL        string
+	webhookPprof, clientPprof            string
+	arrivals                             *arrivals
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "eventgate-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Printf("binaries and logs: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	fmt.Printf("building the webhook gateway, the gateway-client and the sensor...\n")
+	bins, err := build(root, dir, o.profileDir != "")
+	if err != nil {
+		return err
+	}
+	p, err := startPath(dir, bins, o)
+	defer p.stop()
+	if err != nil {
+		return err
+	}
+
+	// At rest: the source is active, nothing has been posted yet.
+	time.Sleep(500 * time.Millisecond)
+	gwRest, err := p.webhook.usage()
+	if err != nil {
+		return err
+	}
+	clientRest, err := p.client.usage()
+	if err != nil {
+		return err
+	}
+
+	client := newPosterClient(o.posters)
+	targets := []target{
+		{name: "bare", url: p.bareURL, procs: []*proc{p.bare}},
+		{name: "relay", url: p.relayURL, e2e: true, procs: []*proc{p.relay}},
+		{name: "gateway", url: p.webhookURL, e2e: true, procs: []*proc{p.webhook, p.client}},
+	}
+	fmt.Printf("%d posters, %s per closed-loop run, %d events/s for %s per fixed-rate run, %d-byte bodies\n\n",
+		o.posters, o.duration, o.rate, o.rateDuration, o.size)
+
+	var closed, fixed []*result
+	for _, t := range targets {
+		// Warm-up: connections open, pools and heaps grown, before anything is measured.
+		post(ctx, client, t.url, t.name+"-warmup", load{posters: o.posters, duration: 300 * time.Millisecond, size: o.size})
+		var prof *profiling
+		if t.name == "gateway" && o.profileDir != "" {
+			prof = startProfiles(o.profileDir, o.duration, map[string]string{"webhook": p.webhookPprof, "gateway-client": p.clientPprof})
+		}
+		r, err := measure(ctx, client, p.arrivals, t, t.name+"-max", load{posters: o.posters, duration: o.duration, size: o.size})
+		if err != nil {
+			return err
+		}
+		if prof != nil {
+			if err := prof.wait(); err != nil {
+				return err
+			}
+		}
+		closed = append(closed, r)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if o.rate > 0 {
+		for _, t := range targets {
+			r, err := measure(ctx, client, p.arrivals, t, t.name+"-rate", load{posters: o.posters, duration: o.rateDuration, rate: o.rate, size: o.size})
+			if err != nil {
+				return err
+			}
+			fixed = append(fixed, r)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	gwEnd, _ := p.webhook.usage()
+	clientEnd, _ := p.client.usage()
+	report(os.Stdout, o, closed, fixed, map[string][2]usage{
+		"webhook gateway": {gwRest, gwEnd},
+		"gateway-client":  {clientRest, clientEnd},
+	})
+	if errs := p.arrivals.errors; errs > 0 {
+		fmt.Printf("\nwarning: %d sensor output lines could not be read\n", errs)
+	}
+	return nil
+}
+
+// startPath starts the sensor, the two baselines, the webhook gateway and the client, and
+// waits until each answers.
+func startPath(dir string, bins binaries, o options) (*path, error) {
+	p := &path{arrivals: newArrivals()}
+	addr := map[string]string{}
+	for _, name := range []string{"sensor", "bare", "relay", "webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
+		a, err := freeAddr()
+		if err != nil {
+			return p, err
+		}
+		addr[name] = a
+	}
+	_, webhookPort, _ := splitPort(addr["webhook"])
+	_, grpcPort, _ := splitPort(addr["grpc"])
+	sensorURL := "http://" + addr["sensor"] + "/"
+	p.bareURL = "http://" + addr["bare"] + "/"
+	p.relayURL = "http://" + addr["relay"] + "/"
+	p.webhookURL = "http://" + addr["webhook"] + "/bench"
+	if o.profileDir != "" {
+		p.webhookPprof, p.clientPprof = addr["webhookPprof"], addr["clientPprof"]
+	}
+
+	// The sensor prints every event as a JSON line; the bench reads its stdout.
+	out, in, err := os.Pipe()
+	if err != nil {
+		return p, err
+	}
+	p.sensor, err = start("sensor", bins.sensor, []string{"--http", addr["sensor"], "--output", "json"}, []string{"LOG_LEVEL=warn"}, dir, in)
+	in.Close()
+	if err != nil {
+		out.Close()
+		return p, err
+	}
+	go p.arrivals.read(out)
+
+	self, err := os.Executable()
+	if err != nil {
+		return p, err
+	}
+	if p.bare, err = start("bare", self, []string{"-serve", "bare", "-listen", addr["bare"]}, nil, dir, nil); err != nil {
+		return p, err
+	}
+	if p.relay, err = start("relay", self, []string{"-serve", "relay", "-listen", addr["relay"], "-sink", sensorURL}, nil, dir, nil); err != nil {
+		return p, err
+	}
+	gwEnv := []string{"GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT=" + grpcPort, "GATEWAY_NAME=webhook-gateway",
+		"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + p.webhookPprof}
+	if p.webhook, err = start("webhook", bins.webhook, nil, gwEnv, dir, nil); err != nil {
+		return p, err
+	}
+
+	gatewayFile, sourcesFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-source.yaml")
+	if err := os.WriteFile(gatewayFile, []byte(benchGateway), 0o644); err != nil {
+		return p, err
+	}
+	if err := os.WriteFile(sourcesFile, []byte(fmt.Sprintf(benchSources, webhookPort)), 0o644); err != nil {
+		return p, err
+	}
+	clientArgs := []string{"--gateway", gatewayFile, "--event-sources", sourcesFile, "--server", addr["grpc"],
+		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"]}
+	if p.client, err = start("gateway-client", bins.client, clientArgs, []string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + p.clientPprof}, dir, nil); err != nil {
+		return p, err
+	}
+
+	for _, w := range []struct {
+		what  string
+		check func() error
+	}{
+		{"sensor", answers("GET", "http://"+addr["sensor"]+"/healthz", 200)},
+		{"bare baseline", answers("GET", p.bareURL, 200)},
+		{"relay baseline", answers("GET", "http://"+addr["relay"]+"/", 200)}, // an empty event, of no run
+		// The route is active once a method it does not take is answered 405.
+		{"webhook route", answers("GET", p.webhookURL, 405)},
+	} {
+		if err := waitFor(w.what, 30*time.Second, w.check); err != nil {
+			return p, fmt.Errorf("%w (logs in %s)", err, dir)
+		}
+	}
+	return p, nil
+}
+
+func (p *path) stop() {
+	// The client first, so that the gateway's stream ends before the gateway does.
+	for _, pr := range []*proc{p.client, p.webhook, p.relay, p.bare, p.sensor} {
+		if pr != nil {
+			pr.stop()
+		}
+	}
+}
+
+func splitPort(addr string) (string, string, error) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[:i], addr[i+1:], nil
+		}
+	}
+	return "", "", errors.New("no port in " + addr)
+}
+
+const benchGateway = `apiVersion: argoproj.io/v1alpha1
+kind: Gateway
+metadata:
+  name: webhook-gateway
+  labels:
+    gateways.argoproj.io/gateway-controller-instanceid: argo-events
+    argo-events-gateway-version: v0.10
+spec:
+  type: webhook
+  eventSource: webhook-event-source
+  processorPort: "9330"
+  eventProtocol:
+    type: HTTP
+    http:
+      port: "9300"
+  watchers:
+    sensors:
+      - name: bench-sensor
+`
+
+const benchSources = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: webhook-event-source
+  labels:
+    argo-events-event-source-version: v0.10
+data:
+  bench: |-
+    endpoint: /bench
+    port: "%s"
+    method: POST
+`
+
+// profiling fetches CPU profiles (and then heap profiles) from pprof servers.
+type profiling struct {
+	done chan error
+}
+
+func startProfiles(dir string, d time.Duration, addrs map[string]string) *profiling {
+	p := &profiling{done: make(chan error, 1)}
+	seconds := max(int(d/time.Second)-1, 1)
+	go func() {
+		errs := make(chan error, len(addrs))
+		for name, addr := range addrs {
+			go func() {
+				err := fetch("http://"+addr+fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), filepath.Join(dir, name+".cpu.pprof"))
+				if err == nil {
+					err = fetch("http://"+addr+"/debug/pprof/heap", filepath.Join(dir, name+".heap.pprof"))
+				}
+				errs <- err
+			}()
+		}
+		var all []error
+		for range addrs {
+			all = append(all, <-errs)
+		}
+		p.done <- errors.Join(all...)
+	}()
+	return p
+}
+
+func (p *profiling) wait() error { return <-p.done }
+
+func fetch(url, file string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// target is one way to the sensor (or, for bare, no way at all).
+type target struct {
+	name string
+	url  string
+	// e2e: its events reach the sensor, where latency and loss are measured; otherwise the
+	// latency is the posters' round trip.
+	e2e   bool
+	procs []*proc // whose CPU the run accounts
+}
+
+// result is one run's figures.
+type result struct {
+	target    target
+	load      load
+	posted    *posted
+	delivered int // distinct events of the run at the sensor that were answered 200
+	lost      int // answered 200, never at the sensor
+	unacked   int // at the sensor, but not answered 200 (a retry would duplicate them)
+	dups      int
+	perSecond float64
+	latency   []time.Duration // sorted: end to end (e2e), round trip otherwise
+	rtt       []time.Duration // sorted: the posters' round trips
+	cpu       map[string]time.Duration
+	window    time.Duration
+}
+
+// measure posts per l and waits for the sensor to settle.
+func measure(ctx context.Context, client *http.Client, a *arrivals, t target, run string, l load) (*result, error) {
+	before := map[string]usage{}
+	for _, p := range t.procs {
+		u, err := p.usage()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		before[p.name] = u
+	}
+	posted := post(ctx, client, t.url, run, l)
+	r := &result{target: t, load: l, posted: posted, cpu: map[string]time.Duration{}}
+	r.rtt = sorted(posted.rtt)
+	end := posted.end
+	if t.e2e {
+		a.settle(run, len(posted.ok), 3*time.Second)
+		latency, dups, last := a.snapshot(run)
+		r.dups = dups
+		ok := make(map[int64]bool, len(posted.ok))
+		for _, seq := range posted.ok {
+			ok[seq] = true
+			if d, found := latency[seq]; found {
+				r.delivered++
+				r.latency = append(r.latency, d)
+			} else {
+				r.lost++
+			}
+		}
+		for seq := range latency {
+			if !ok[seq] {
+				r.unacked++
+			}
+		}
+		slices.Sort(r.latency)
+		if last.After(end) {
+			end = last
+		}
+	} else {
+		r.delivered = len(posted.ok)
+		r.latency = r.rtt
+	}
+	r.window = end.Sub(posted.start)
+	r.perSecond = float64(r.delivered) / r.window.Seconds()
+	for _, p := range t.procs {
+		u, err := p.usage()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
+		}
+		r.cpu[p.name] = u.cpu - before[p.name].cpu
+	}
+	return r, nil
+}
+
+func sorted(d []time.Duration) []time.Duration {
+	out := slices.Clone(d)
+	slices.Sort(out)
+	return out
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]usage) {
+	byName := func(rs []*result, name string) *result {
+		for _, r := range rs {
+			if r.target.name == name {
+				return r
+			}
+		}
+		return nil
+	}
+	table := func(title string, rs []*result) {
+		fmt.Fprintf(w, "%s\n", title)
+		fmt.Fprintf(w, "  %-8s %10s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
+		relay := byName(rs, "relay")
+		for _, r := range rs {
+			ratio := "-"
+			if relay != nil && relay.perSecond > 0 {
+				ratio = fmt.Sprintf("%.0f%%", 100*r.perSecond/relay.perSecond)
+			}
+			var cpu []string
+			names := make([]string, 0, len(r.cpu))
+			for n := range r.cpu {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				if r.delivered > 0 {
+					cpu = append(cpu, fmt.Sprintf("%s %.0fµs", n, float64(r.cpu[n].Microseconds())/float64(r.delivered)))
+				}
+			}
+			refused := 0
+			for _, n := range r.posted.refused {
+				refused += n
+			}
+			refused += r.posted.errors
+			fmt.Fprintf(w, "  %-8s %10.0f %9s %9s %9s %9s %9s %8d %8d %s\n", r.target.name, r.perSecond, ratio,
+				ms(percentile(r.latency, 0.5)), ms(percentile(r.latency, 0.99)), ms(percentile(r.latency, 1)),
+				ms(percentile(r.rtt, 0.99)), r.lost, refused, strings.Join(cpu, ", "))
+			if len(r.posted.refused) > 0 || r.posted.errors > 0 || r.unacked > 0 || r.dups > 0 || r.posted.overdue > 0 {
+				fmt.Fprintf(w, "           refused by status %v, transport errors %d, delivered without 200 %d, duplicates %d, late sends %d\n",
+					r.posted.refused, r.posted.errors, r.unacked, r.dups, r.posted.overdue)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "latency: bare = the posters' round trip; relay and gateway = post to the sensor's output line")
+	table(fmt.Sprintf("closed loop, %d posters, %s:", o.posters, o.duration), closed)
+	if len(fixed) > 0 {
+		table(fmt.Sprintf("fixed rate, %d events/s, %s:", o.rate, o.rateDuration), fixed)
+	}
+	names := make([]string, 0, len(mem))
+	for n := range mem {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	gw := byName(closed, "gateway")
+	for _, n := range names {
+		m := mem[n]
+		line := fmt.Sprintf("%-16s RSS at rest %.1f MiB, peak %.1f MiB", n, float64(m[0].rssKiB)/1024, float64(m[1].peakKiB)/1024)
+		if gw != nil {
+			proc := map[string]string{"webhook gateway": "webhook", "gateway-client": "gateway-client"}[n]
+			if c, ok := gw.cpu[proc]; ok {
+				line += fmt.Sprintf(", CPU at max %.0f%% of a core", 100*c.Seconds()/gw.window.Seconds())
+			}
+		}
+		fmt.Fprintln(w, line)
+	}
+
+	// The goals, each with what was measured.
+	fmt.Fprintln(w, "\ngoals:")
+	check := func(ok bool, format string, args ...any) {
+		mark := "PASS"
+		if !ok {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, args...))
+	}
+	if relay := byName(closed, "relay"); relay != nil && gw != nil && relay.perSecond > 0 {
+		ratio := gw.perSecond / relay.perSecond
+		check(ratio >= 0.6, "throughput >= 60%% of the bare relay's: %.0f%% (%.0f vs %.0f events/s)", 100*ratio, gw.perSecond, relay.perSecond)
+	}
+	if relay, g := byName(fixed, "relay"), byName(fixed, "gateway"); relay != nil && g != nil {
+		d := percentile(g.latency, 0.99) - percentile(relay.latency, 0.99)
+		check(d <= time.Millisecond, "p99 at %d events/s within 1 ms of the relay's: %s vs %s (+%s)", o.rate,
+			ms(percentile(g.latency, 0.99)), ms(percentile(relay.latency, 0.99)), ms(d))
+	}
+	lost := 0
+	for _, r := range append(slices.Clone(closed), fixed...) {
+		if r.target.name == "gateway" {
+			lost += r.lost
+		}
+	}
+	check(lost == 0, "no event answered 200 is lost: %d lost", lost)
+	if m, ok := mem["webhook gateway"]; ok {
+		check(m[0].rssKiB <= 30<<10, "gateway RSS at rest <= 30 MiB: %.1f MiB", float64(m[0].rssKiB)/1024)
+	}
+}
