@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/server"
+)
+
+// gatewayType names this gateway in logs, errors and CloudEvents.
+const gatewayType = "amqp"
+
+// gateway consumes an AMQP 0-9-1 (RabbitMQ) queue bound to an exchange.
+type gateway struct{}
+
+func (gateway) Type() string { return gatewayType }
+
+func (gateway) Parse(_, data string) (server.Source, error) {
+	var cfg Config
+	if err := config.Decode(gatewayType, data, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tc, err := cfg.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("amqp.tls: %w", err)
+	}
+	return &source{cfg: cfg, opts: cfg.settings(), dial: amqp.Config{
+		TLSClientConfig: tc,
+		Heartbeat:       10 * time.Second,
+		Dial:            amqp.DefaultDial(10 * time.Second),
+		Properties:      amqp.Table{"connection_name": "eventgate amqp gateway"},
+	}}, nil
+}
+
+// message is the event payload of one AMQP message, in JSON:
+//
+//	{"exchange": "orders", "routingKey": "order.created", "contentType": "application/json",
+//	 "contentEncoding": "", "headers": {"x-trace": "abc"}, "messageId": "m-1",
+//	 "correlationId": "", "replyTo": "", "type": "", "appId": "", "userId": "",
+//	 "timestamp": "2026-01-02T15:04:05Z", "priority": 0, "deliveryMode": 2,
+//	 "deliveryTag": 7, "redelivered": false, "body": ...}
+//
+// Empty properties are left out. body is the message body: the JSON itself when the
+// source sets jsonBody and the body is JSON, otherwise the bytes in base64, so binary
+// bodies arrive intact. headers are the message's header table as JSON (byte arrays as
+// base64). redelivered is true for a message the broker sent before and got back
+// unacknowledged: it may have reached the client already.
+type message struct {
+	Exchange        string         `json:"exchange"`
+	RoutingKey      string         `json:"routingKey"`
+	ContentType     string         `json:"contentType,omitempty"`
+	ContentEncoding string         `json:"contentEncoding,omitempty"`
+	Headers         map[string]any `json:"headers,omitempty"`
+	MessageID       string         `json:"messageId,omitempty"`
+	CorrelationID   string         `json:"correlationId,omitempty"`
+	ReplyTo         string         `json:"replyTo,omitempty"`
+	Type            string         `json:"type,omitempty"`
+	AppID           string         `json:"appId,omitempty"`
+	UserID          string         `json:"userId,omitempty"`
+	Timestamp       time.Time      `json:"timestamp,omitzero"`
+	Priority        uint8          `json:"priority,omitempty"`
+	DeliveryMode    uint8          `json:"deliveryMode,omitempty"`
+	DeliveryTag     uint64         `json:"deliveryTag"`
+	Redelivered     bool           `json:"redelivered,omitempty"`
+	Body            any            `json:"body"`
+}
+
+type source struct {
+	cfg  Config
+	opts settings
+	dial amqp.Config
+}
+
+// Start consumes until ctx ends, reconnecting per the backoff whenever the broker is lost.
+func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
+		return s.session(ctx, emit, connected)
+	})
+}
+
+// session is one connection: declare, bind, consume, and hand each message over. Without
+// autoAck, a message is acknowledged after emit returned and requeued when emit failed;
+// one in flight when the connection drops is requeued by the broker.
+func (s *source) session(ctx context.Context, emit server.Emit, connected func()) error {
+	log := server.LoggerFrom(ctx)
+	conn, err := amqp.DialConfig(s.cfg.URL, s.dial)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", redact(s.cfg.URL), err)
+	}
+	defer conn.Close()
+	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	queue, err := s.declare(ch)
+	if err != nil {
+		return err
+	}
+	o := s.opts
+	deliveries, err := ch.ConsumeWithContext(ctx, queue, o.consumerTag, o.autoAck, o.consumeExclusive, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume from queue %q: %w", queue, err)
+	}
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	connected()
+	log.Info("consuming", "exchange", s.cfg.ExchangeName, "routingKey", s.cfg.RoutingKey, "queue", queue, "autoAck", o.autoAck, "prefetch", o.prefetch)
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return closedError(connClosed, chClosed)
+			}
+			if err := s.send(ctx, emit, d); err != nil {
+				if !o.autoAck {
+					// Back to the queue for the next consumer or the next session.
+					if nerr := d.Nack(false, true); nerr != nil {
+						log.Warn("requeue failed: the broker requeues the message when the connection closes", "error", nerr)
+					}
+				}
+				return err
+			}
+			if !o.autoAck {
+				if err := d.Ack(false); err != nil {
+					return fmt.Errorf("acknowledge message: %w", err)
+				}
+			}
+		case err := <-connClosed:
+			return fmt.Errorf("connection closed: %w", errOrClosed(err))
+		case err := <-chClosed:
+			return fmt.Errorf("channel closed: %w", errOrClosed(err))
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// declare sets the channel's prefetch, declares the exchange and the queue and binds
+// them, and returns the queue's name (the server's choice for an unnamed queue).
+func (s *source) declare(ch *amqp.Channel) (string, error) {
+	o := s.opts
+	if !o.autoAck {
+		// Qos bounds what the broker sends ahead of our acks: a slow client slows the
+		// deliveries instead of filling memory. Auto-ack consumers ignore it.
+		if err := ch.Qos(o.prefetch, 0, false); err != nil {
+			return "", fmt.Errorf("set prefetch %d: %w", o.prefetch, err)
+		}
+	}
+	// The broker predeclares amq.* exchanges and refuses to declare them.
+	if !strings.HasPrefix(s.cfg.ExchangeName, "amq.") {
+		err := ch.ExchangeDeclare(s.cfg.ExchangeName, s.cfg.ExchangeType, o.exchangeDurable, o.exchangeAutoDelete, o.exchangeInternal, false, nil)
+		if err != nil {
+			return "", fmt.Errorf("declare exchange %q: %w", s.cfg.ExchangeName, err)
+		}
+	}
+	q, err := ch.QueueDeclare(o.queue, o.queueDurable, o.queueAutoDelete, o.queueExclusive, false, nil)
+	if err != nil {
+		return "", fmt.Errorf("declare queue %q: %w", o.queue, err)
+	}
+	if err := ch.QueueBind(q.Name, s.cfg.RoutingKey, s.cfg.ExchangeName, false, nil); err != nil {
+		return "", fmt.Errorf("bind queue %q to exchange %q with key %q: %w", q.Name, s.cfg.ExchangeName, s.cfg.RoutingKey, err)
+	}
+	return q.Name, nil
+}
+
+// send emits one delivery; the error is the stream's, and means it was not handed over.
+func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery) error {
+	ev, err := server.JSONEvent(message{
+		Exchange: d.Exchange, RoutingKey: d.RoutingKey, ContentType: d.ContentType,
+		ContentEncoding: d.ContentEncoding, Headers: headers(d.Headers), MessageID: d.MessageId,
+		CorrelationID: d.CorrelationId, ReplyTo: d.ReplyTo, Type: d.Type, AppID: d.AppId,
+		UserID: d.UserId, Timestamp: d.Timestamp, Priority: d.Priority, DeliveryMode: d.DeliveryMode,
+		DeliveryTag: d.DeliveryTag, Redelivered: d.Redelivered, Body: server.MessageBody(d.Body, s.cfg.JSONBody),
+	})
+	if err != nil {
+		return err
+	}
+	ev.Time = d.Timestamp
+	if err := emit(ctx, ev); err != nil {
+		return fmt.Errorf("emit message %d: %w", d.DeliveryTag, err)
+	}
+	return nil
+}
+
+// headers makes an AMQP table JSON-friendly: nested tables become objects, decimals
+// numbers; the rest (strings, numbers, booleans, times, byte arrays) JSON encodes itself.
+func headers(t amqp.Table) map[string]any {
+	if len(t) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(t))
+	for k, v := range t {
+		out[k] = headerValue(v)
+	}
+	return out
+}
+
+func headerValue(v any) any {
+	switch v := v.(type) {
+	case amqp.Table:
+		return headers(v)
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = headerValue(e)
+		}
+		return out
+	case amqp.Decimal:
+		f := float64(v.Value)
+		for range v.Scale {
+			f /= 10
+		}
+		return f
+	default:
+		return v
+	}
+}
+
+var errClosed = errors.New("closed")
+
+func errOrClosed(err *amqp.Error) error {
+	if err == nil {
+		return errClosed
+	}
+	return err
+}
+
+// closedError says why the deliveries stopped: the connection's or channel's close reason.
+func closedError(conn, ch <-chan *amqp.Error) error {
+	select {
+	case err := <-conn:
+		return fmt.Errorf("connection closed: %w", errOrClosed(err))
+	case err := <-ch:
+		return fmt.Errorf("channel closed: %w", errOrClosed(err))
+	default:
+		return errors.New("deliveries stopped (consumer cancelled by the broker?)")
+	}
+}

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/server"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/amqpenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// One RabbitMQ node serves every test of the package (it takes seconds to start).
+func TestMain(m *testing.M) { os.Exit(amqpenv.Run(m)) }
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// names gives a test its own exchange and queue on the shared broker.
+func names(t testing.TB) (exchange, queue string) {
+	n := unsafeName.ReplaceAllString(t.Name(), "-")
+	return "ex-" + n, "q-" + n
+}
+
+// publish sends the messages with publisher confirms, so that they are on the broker when
+// it returns. A new connection each time, so that a restarted broker is simply dialled again.
+func publish(t testing.TB, url, exchange, key string, msgs ...amqp.Publishing) {
+	t.Helper()
+	if err := tryPublish(url, exchange, key, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tryPublish(url, exchange, key string, msgs ...amqp.Publishing) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var confirms []*amqp.DeferredConfirmation
+	for _, m := range msgs {
+		c, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, m)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		confirms = append(confirms, c)
+	}
+	for _, c := range confirms {
+		if ok, err := c.WaitContext(ctx); !ok || err != nil {
+			return fmt.Errorf("publish to exchange %q not confirmed (%v)", exchange, err)
+		}
+	}
+	return nil
+}
+
+func texts(persistent bool, values ...string) []amqp.Publishing {
+	out := make([]amqp.Publishing, len(values))
+	for i, v := range values {
+		out[i] = amqp.Publishing{Body: []byte(v)}
+		if persistent {
+			out[i].DeliveryMode = amqp.Persistent
+		}
+	}
+	return out
+}
+
+// declareQueue makes a durable queue bound to a durable exchange before the source
+// starts, so that what is published first is kept for it (the source's own declarations
+// are the same, and so no-ops).
+func declareQueue(t testing.TB, url, exchange, kind, queue, key string) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare(exchange, kind, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, key, exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if conn, err := amqp.Dial(url); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				ch.QueueDelete(queue, false, false, false)
+				ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
+}
+
+// received is the test's view of an event payload: message, with the body undecoded.
+type received struct {
+	message
+	Body json.RawMessage `json:"body"`
+}
+
+// bytes is the body as sent: a JSON string is base64 of the bytes, anything else is JSON.
+func (r received) bytes(t testing.TB) []byte {
+	t.Helper()
+	var s string
+	if json.Unmarshal(r.Body, &s) != nil {
+		return r.Body
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("body %s is a string but not base64: %v", r.Body, err)
+	}
+	return b
+}
+
+func decode(t testing.TB, payload []byte) received {
+	t.Helper()
+	var r received
+	if err := json.Unmarshal(payload, &r); err != nil {
+		t.Fatalf("payload %s: %v", payload, err)
+	}
+	return r
+}
+
+const probe = "probe"
+
+// waitConsuming returns once the source's queue is bound: a message published before
+// that is routed nowhere. Probes, which later reads skip, go out until one comes through.
+func waitConsuming(t testing.TB, url, exchange, key string, s *testenv.Stream) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, 0, func() error {
+		// The source declares the exchange: until it did, publishing fails.
+		if err := tryPublish(url, exchange, key, texts(false, probe)...); err != nil {
+			return err
+		}
+		_, err := s.TryNext(300 * time.Millisecond)
+		return err
+	})
+}
+
+// readUntil reads events up to the message with body end, skipping probes, and returns
+// the bodies and events before it.
+func readUntil(t testing.TB, s *testenv.Stream, end string) ([]string, []received) {
+	t.Helper()
+	var bodies []string
+	var events []received
+	for {
+		ev := s.Next(t, 90*time.Second)
+		if ev.GetContentType() != "application/json" {
+			t.Fatalf("content type %q", ev.GetContentType())
+		}
+		r := decode(t, ev.GetPayload())
+		body := string(r.bytes(t))
+		switch body {
+		case probe:
+			continue
+		case end:
+			return bodies, events
+		}
+		bodies = append(bodies, body)
+		events = append(events, r)
+	}
+}
+
+func values(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s-%03d", prefix, i))
+	}
+	return out
+}
+
+// lossReport counts what of sent did not arrive, and what arrived more than once.
+func lossReport(sent, got []string) (lost, duplicates int) {
+	seen := map[string]int{}
+	for _, g := range got {
+		seen[g]++
+	}
+	for _, s := range sent {
+		switch n := seen[s]; {
+		case n == 0:
+			lost++
+		case n > 1:
+			duplicates += n - 1
+		}
+	}
+	return lost, duplicates
+}
+
+func TestDeliversExactlyWhatWasPublished(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, _ := names(t)
+	gw := testenv.StartGateway(t, gateway{})
+	// v0.10 as written: its default queue is server-named and exclusive.
+	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: topic\nroutingKey: orders.*\nbackoff: {duration: 1000000000, factor: 2}", b.URL, exchange)
+	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "orders", Data: data})
+	waitConsuming(t, b.URL, exchange, "orders.probe", s)
+
+	sent := values("order", 0, 50)
+	publish(t, b.URL, exchange, "orders.created", texts(false, sent[:25]...)...)
+	publish(t, b.URL, exchange, "payments.created", texts(false, "not bound: must not arrive")...)
+	publish(t, b.URL, exchange, "orders.created", texts(false, append(sent[25:], "end")...)...)
+	got, events := readUntil(t, s, "end")
+	if strings.Join(got, ",") != strings.Join(sent, ",") {
+		t.Fatalf("received %d messages %v,\nwant exactly the %d published, in order", len(got), got, len(sent))
+	}
+	for i, r := range events {
+		if r.Exchange != exchange || r.RoutingKey != "orders.created" || r.DeliveryTag == 0 || r.Redelivered {
+			t.Errorf("event %d metadata: %+v", i, r.message)
+		}
+	}
+}
+
+func TestPayloadCarriesMetadataAndIntactBodies(t *testing.T) {
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i) // every byte value, invalid UTF-8 included
+	}
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		jsonBody bool
+		body     []byte
+		wantBody string // the body field as JSON
+	}{
+		{name: "binary body", body: binary, wantBody: `"` + base64.StdEncoding.EncodeToString(binary) + `"`},
+		{name: "JSON body as bytes by default", body: []byte(`{"id":7}`), wantBody: `"eyJpZCI6N30="`},
+		{name: "jsonBody passes JSON through", jsonBody: true, body: []byte(`{"id":7}`), wantBody: `{"id":7}`},
+		{name: "jsonBody keeps a non-JSON body as bytes", jsonBody: true, body: []byte("not json"), wantBody: `"bm90IGpzb24="`},
+	}
+	b := amqpenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exchange, queue := names(t)
+			declareQueue(t, b.URL, exchange, "direct", queue, "k")
+			publish(t, b.URL, exchange, "k", amqp.Publishing{
+				Body: tc.body, ContentType: "application/octet-stream", MessageId: "m-1", CorrelationId: "c-1",
+				Timestamp: at, Headers: amqp.Table{"trace": "abc", "n": int32(7), "nested": amqp.Table{"ok": true}},
+			})
+			data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\njsonBody: %t\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, tc.jsonBody, queue)
+			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "payloads", Data: data})
+			ev := s.Next(t, 30*time.Second)
+			r := decode(t, ev.GetPayload())
+			if string(r.Body) != tc.wantBody {
+				t.Errorf("body = %s, want %s", r.Body, tc.wantBody)
+			}
+			if !bytes.Equal(r.bytes(t), tc.body) {
+				t.Errorf("body bytes differ from the message's")
+			}
+			headers, _ := json.Marshal(r.Headers)
+			if r.Exchange != exchange || r.RoutingKey != "k" || r.ContentType != "application/octet-stream" || r.MessageID != "m-1" ||
+				r.CorrelationID != "c-1" || !r.Timestamp.Equal(at) || string(headers) != `{"n":7,"nested":{"ok":true},"trace":"abc"}` {
+				t.Errorf("metadata = %+v, headers %s", r.message, headers)
+			}
+			if !ev.GetTime().AsTime().Equal(at) {
+				t.Errorf("event time %v, want the message's timestamp %v", ev.GetTime().AsTime(), at)
+			}
+		})
+	}
+}
+
+// The broker goes away for seconds while messages are published before and after; with
+// a durable queue, persistent messages and acks after hand-off, nothing is lost.
+func TestBrokerRestartMidStream(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "fanout", queue, "")
+	gw := testenv.StartGateway(t, gateway{})
+	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: fanout\nbackoff: {duration: 200ms, factor: 1}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
+	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "events", Data: data})
+
+	before, after := values("event", 0, 100), values("event", 100, 200)
+	publish(t, b.URL, exchange, "", texts(true, append(before, "mid")...)...)
+	got, _ := readUntil(t, s, "mid")
+	b.Restart(t)
+	publish(t, b.URL, exchange, "", texts(true, append(after, "end")...)...)
+	rest, _ := readUntil(t, s, "end")
+	got = append(got, rest...)
+
+	sent := append(before, after...)
+	lost, dups := lossReport(sent, got)
+	t.Logf("amqp across a broker restart: published %d, received %d, lost %d, duplicates %d", len(sent), len(got), lost, dups)
+	if lost != 0 {
+		t.Errorf("%d messages lost across the broker restart", lost)
+	}
+}
+
+// flakyEmit fails the hand-off of one message, as a stream that dies between receive and
+// send does, and records what it handed over.
+type flakyEmit struct {
+	mu      sync.Mutex
+	failOn  string
+	failed  bool
+	got     []received
+	t       testing.TB
+	arrived chan struct{}
+}
+
+func (f *flakyEmit) emit(_ context.Context, ev server.Event) error {
+	r := decode(f.t, ev.Payload)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if string(r.bytes(f.t)) == f.failOn && !f.failed {
+		f.failed = true
+		return errors.New("stream broke before the hand-off")
+	}
+	f.got = append(f.got, r)
+	select {
+	case f.arrived <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (f *flakyEmit) bodies() ([]string, []received) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.got {
+		out = append(out, string(r.bytes(f.t)))
+	}
+	return out, append([]received(nil), f.got...)
+}
+
+// A message whose hand-off failed is not acknowledged: the broker delivers it again (to
+// the reconnected session here; to the next gateway if this one had died).
+func TestMessageNotHandedOverIsRedelivered(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "direct", queue, "k")
+	sent := values("msg", 0, 10)
+	publish(t, b.URL, exchange, "k", texts(true, sent...)...)
+
+	src, err := gateway{}.Parse("redeliver", fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 10ms}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyEmit{failOn: "msg-004", t: t, arrived: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Start(ctx, f.emit) }()
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if got, _ := f.bodies(); len(got) < len(sent) {
+			return fmt.Errorf("%d of %d handed over", len(got), len(sent))
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	got, events := f.bodies()
+	if lost, dups := lossReport(sent, got); lost != 0 || dups != 0 || len(got) != len(sent) {
+		t.Fatalf("handed over %v: %d lost, %d duplicates", got, lost, dups)
+	}
+	for _, r := range events {
+		if string(r.bytes(t)) == "msg-004" && !r.Redelivered {
+			t.Errorf("msg-004 came back without the redelivered flag: %+v", r.message)
+		}
+	}
+}
+
+func TestInvalidConfigsOverGRPC(t *testing.T) {
+	gw := testenv.StartGateway(t, gateway{})
+	tests := []struct{ name, data, field string }{
+		{"bad URL", "url: http://host/\nexchangeName: e\nexchangeType: topic", "amqp.url"},
+		{"missing exchange", "url: amqp://h/\nexchangeType: topic", "amqp.exchangeName"},
+		{"unknown exchange type", "url: amqp://h/\nexchangeName: e\nexchangeType: round-robin", "amqp.exchangeType"},
+		{"negative backoff", "url: amqp://h/\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", "amqp.backoff.duration"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "bad", Data: tc.data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.GetIsValid() || !strings.Contains(resp.GetReason(), tc.field+": ") {
+				t.Errorf("validate = %v, want is_valid=false naming %s", resp, tc.field)
+			}
+		})
+	}
+}
+
+func TestEndToEndThroughTheGatewayClient(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "topic", queue, "orders.#")
+	gw := testenv.StartGateway(t, gateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	testenv.StartClient(t, testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources: map[string]string{"orders": fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: topic\nroutingKey: orders.#\njsonBody: true\nqueueDeclare:\n  name: %s\n  durable: true",
+			b.URL, exchange, queue)},
+	})
+	publish(t, b.URL, exchange, "orders.eu.created", texts(true, `{"order":1}`, `{"order":2}`, `{"order":3}`)...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got, err := sensor.Wait(ctx, 3)
+	if err != nil {
+		t.Fatalf("sensor: %v", err)
+	}
+	for i, ev := range got {
+		r := decode(t, ev.Data())
+		want := fmt.Sprintf(`{"order":%d}`, i+1)
+		if ev.Type() != gatewayType || ev.Subject() != "orders" || ev.Source() != "amqp-gateway" || string(r.Body) != want || r.RoutingKey != "orders.eu.created" {
+			t.Errorf("event %d: type %q subject %q source %q body %s routing key %q", i, ev.Type(), ev.Subject(), ev.Source(), r.Body, r.RoutingKey)
+		}
+	}
+}

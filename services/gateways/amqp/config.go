@@ -1,0 +1,155 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/eventgate/eventgate/pkg/config"
+)
+
+// Config is one AMQP event source: every Argo Events v0.10 field (url, exchangeName,
+// exchangeType, routingKey, backoff), plus jsonBody, TLS and the exchange, queue and
+// consume options of Argo Events v1.
+type Config struct {
+	// URL is the broker, amqp://user:password@host:5672/vhost (amqps:// for TLS); the
+	// credentials go in the URL.
+	URL string `json:"url"`
+	// ExchangeName is the exchange the source's queue is bound to; it is declared if missing.
+	ExchangeName string `json:"exchangeName"`
+	// ExchangeType is direct, fanout, topic or headers.
+	ExchangeType string `json:"exchangeType"`
+	// RoutingKey binds the queue to the exchange (a pattern for topic exchanges).
+	RoutingKey string `json:"routingKey,omitempty"`
+	// Backoff spaces the reconnects, for the life of the source (v0.10: first connect only).
+	Backoff config.Backoff `json:"backoff,omitempty"`
+	// JSONBody puts a JSON message body into the event as JSON rather than as base64 bytes.
+	JSONBody bool `json:"jsonBody,omitempty"`
+	// TLS configures the TLS connection of an amqps:// URL (CA, client certificate).
+	TLS *config.TLS `json:"tls,omitempty"`
+	// ExchangeDeclare, QueueDeclare and Consume default to what v0.10 did, except that
+	// messages are acknowledged only once handed to the client (autoAck false).
+	ExchangeDeclare *ExchangeDeclare `json:"exchangeDeclare,omitempty"`
+	QueueDeclare    *QueueDeclare    `json:"queueDeclare,omitempty"`
+	Consume         *Consume         `json:"consume,omitempty"`
+}
+
+// ExchangeDeclare are the options of the exchange declaration.
+type ExchangeDeclare struct {
+	// Durable exchanges survive a broker restart (default true, as in v0.10).
+	Durable    *bool `json:"durable,omitempty"`
+	AutoDelete bool  `json:"autoDelete,omitempty"`
+	Internal   bool  `json:"internal,omitempty"`
+}
+
+// QueueDeclare are the options of the source's queue. The default, v0.10's, is a
+// server-named exclusive queue: it lives as long as the connection, so messages published
+// while the source is disconnected are not kept for it. To lose nothing across gateway and
+// broker restarts, name a durable, non-exclusive queue.
+type QueueDeclare struct {
+	Name       string `json:"name,omitempty"`
+	Durable    bool   `json:"durable,omitempty"`
+	AutoDelete bool   `json:"autoDelete,omitempty"`
+	// Exclusive defaults to true for a server-named queue and false for a named one.
+	Exclusive *bool `json:"exclusive,omitempty"`
+}
+
+// Consume are the options of the consumer.
+type Consume struct {
+	ConsumerTag string `json:"consumerTag,omitempty"`
+	// AutoAck lets the broker forget a message as soon as it sent it. The default, false,
+	// acknowledges a message only once the gateway handed it to the client, and returns it
+	// to the queue otherwise: nothing is lost when the gateway dies in between.
+	AutoAck   bool `json:"autoAck,omitempty"`
+	Exclusive bool `json:"exclusive,omitempty"`
+	// Prefetch is how many unacknowledged messages the broker sends ahead (default 100);
+	// it bounds what is in flight when the client is slow.
+	Prefetch int `json:"prefetch,omitempty"`
+}
+
+// DefaultPrefetch is Consume.Prefetch's default: enough to keep the stream busy, little
+// enough to redeliver quickly after a failure.
+const DefaultPrefetch = 100
+
+var exchangeTypes = []string{amqp.ExchangeDirect, amqp.ExchangeFanout, amqp.ExchangeTopic, amqp.ExchangeHeaders}
+
+// Validate reports every problem of c with its field path.
+func (c *Config) Validate() error {
+	var errs config.Errors
+	if strings.TrimSpace(c.URL) == "" {
+		errs.Addf("amqp.url", "is required, e.g. amqp://guest:guest@rabbitmq.argo-events:5672/")
+	} else if _, err := amqp.ParseURI(c.URL); err != nil {
+		errs.Addf("amqp.url", "%q is not an AMQP URL: %v", redact(c.URL), err)
+	}
+	if c.ExchangeName == "" {
+		errs.Addf("amqp.exchangeName", "is required")
+	}
+	if !contains(exchangeTypes, c.ExchangeType) {
+		errs.Addf("amqp.exchangeType", "must be one of %s, got %q", strings.Join(exchangeTypes, ", "), c.ExchangeType)
+	}
+	c.Backoff.Validate(&errs, "amqp.backoff")
+	c.TLS.Validate(&errs, "amqp.tls")
+	if q := c.QueueDeclare; q != nil && strings.HasPrefix(q.Name, "amq.") {
+		errs.Addf("amqp.queueDeclare.name", "%q is reserved by the broker (amq.*)", q.Name)
+	}
+	if cs := c.Consume; cs != nil && (cs.Prefetch < 0 || cs.Prefetch > 65535) {
+		errs.Addf("amqp.consume.prefetch", "must be 0-65535, got %d", cs.Prefetch)
+	}
+	return errs.Err()
+}
+
+// settings are the resolved options of a valid Config.
+type settings struct {
+	exchangeDurable, exchangeAutoDelete, exchangeInternal bool
+	queue                                                 string
+	queueDurable, queueAutoDelete, queueExclusive         bool
+	consumerTag                                           string
+	autoAck, consumeExclusive                             bool
+	prefetch                                              int
+}
+
+func (c *Config) settings() settings {
+	s := settings{exchangeDurable: true, queueExclusive: true, prefetch: DefaultPrefetch}
+	if e := c.ExchangeDeclare; e != nil {
+		if e.Durable != nil {
+			s.exchangeDurable = *e.Durable
+		}
+		s.exchangeAutoDelete, s.exchangeInternal = e.AutoDelete, e.Internal
+	}
+	if q := c.QueueDeclare; q != nil {
+		s.queue, s.queueDurable, s.queueAutoDelete = q.Name, q.Durable, q.AutoDelete
+		s.queueExclusive = q.Name == ""
+		if q.Exclusive != nil {
+			s.queueExclusive = *q.Exclusive
+		}
+	}
+	if cs := c.Consume; cs != nil {
+		s.consumerTag, s.autoAck, s.consumeExclusive = cs.ConsumerTag, cs.AutoAck, cs.Exclusive
+		if cs.Prefetch > 0 {
+			s.prefetch = cs.Prefetch
+		}
+	}
+	return s
+}
+
+// redact hides the password of a URL, for errors and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if at := strings.LastIndex(raw, "@"); at >= 0 {
+			return "…" + raw[at:]
+		}
+		return raw
+	}
+	return u.Redacted()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
