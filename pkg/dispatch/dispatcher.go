@@ -20,6 +20,10 @@ type Target struct {
 type Options struct {
 	// QueueSize bounds each sensor's queue (default 1000 events).
 	QueueSize int
+	// Concurrency is how many deliveries to one sensor may be in flight at once (default 1).
+	// With 1, a sensor receives events in order; more trades that order for throughput,
+	// since one delivery at a time caps a sensor at one event per round trip.
+	Concurrency int
 	// AttemptTimeout bounds one delivery attempt, so a stalled sensor is retried rather
 	// than waited on forever (default 10 s).
 	AttemptTimeout time.Duration
@@ -49,11 +53,12 @@ type queue struct {
 	items  chan item
 }
 
-// New starts one worker per target. Close stops them.
+// New starts Concurrency workers per target. Close stops them.
 func New(targets []Target, opts Options) *Dispatcher {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1000
 	}
+	opts.Concurrency = max(opts.Concurrency, 1)
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = 10 * time.Second
 	}
@@ -71,8 +76,10 @@ func New(targets []Target, opts Options) *Dispatcher {
 	for _, t := range targets {
 		q := &queue{target: t, items: make(chan item, opts.QueueSize)}
 		d.queues = append(d.queues, q)
-		d.workers.Add(1)
-		go d.work(q)
+		for range opts.Concurrency {
+			d.workers.Add(1)
+			go d.work(q)
+		}
 	}
 	return d
 }
@@ -134,7 +141,8 @@ func (d *Dispatcher) queued() int {
 	return n
 }
 
-// work delivers q's events in order, each until the sensor takes it.
+// work delivers q's events in order, each until the sensor takes it (in order overall
+// only when it is q's one worker).
 func (d *Dispatcher) work(q *queue) {
 	defer d.workers.Done()
 	m := d.opts.Metrics

@@ -308,3 +308,34 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrencyKeepsSeveralDeliveriesInFlight(t *testing.T) {
+	s, url := startSensor(t)
+	hold := make(chan struct{})
+	s.set(http.StatusOK, hold)
+	d := newDispatcher(t, Options{Concurrency: 3, AttemptTimeout: time.Minute}, url)
+	for i := range 5 {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three held at the sensor at once, the other two still queued.
+	testenv.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		s.mu.Lock()
+		requests := s.requests
+		s.mu.Unlock()
+		if requests != 3 || d.queued() != 2 {
+			return fmt.Errorf("%d requests at the sensor, %d queued; want 3 and 2", requests, d.queued())
+		}
+		return nil
+	})
+	close(hold)
+	got := waitFor(t, s, 5)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.id] = true
+	}
+	if len(got) != 5 || len(ids) != 5 {
+		t.Fatalf("got %+v, want each of the 5 events once", got)
+	}
+}

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -37,7 +38,11 @@ func (s *ceSender) String() string { return s.target }
 // NewHTTPSender posts events to url in binary content mode (attributes as ce-* headers,
 // data as the body), as Argo Events v0.10 sensors expect.
 func NewHTTPSender(url string) (Sender, error) {
-	p, err := cehttp.New(cehttp.WithTarget(url))
+	// Idle connections for as many deliveries as may be in flight (net/http keeps 2 per
+	// host): beyond them, each delivery would dial, and leave a socket in TIME_WAIT.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = maxIdleConnsPerSensor
+	p, err := cehttp.New(cehttp.WithTarget(url), cehttp.WithRoundTripper(tr))
 	if err != nil {
 		return nil, fmt.Errorf("HTTP sender for %q: %w", url, err)
 	}
@@ -47,6 +52,9 @@ func NewHTTPSender(url string) (Sender, error) {
 	}
 	return &ceSender{client: c, close: func() error { return nil }, target: url}, nil
 }
+
+// maxIdleConnsPerSensor covers any sensible Options.Concurrency.
+const maxIdleConnsPerSensor = 256
 
 // NewNATSSender publishes events on subject of the NATS server at url. The NATS client
 // reconnects by itself; a publish while disconnected is buffered by it or fails, and a

@@ -25,6 +25,8 @@ type clientConfig struct {
 	sensors   sensorURLs
 	observe   string
 	queueSize int
+	// deliveryConcurrency is dispatch.Options.Concurrency: deliveries in flight per sensor.
+	deliveryConcurrency int
 
 	// restartBackoff spaces restarts of broken sources (the supervisor's default when zero);
 	// tests shorten it.
@@ -51,6 +53,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.Var(cfg.sensors, "sensor", "[NAME=]URL: where the watcher NAME (or an extra sensor) receives events; repeatable")
 	fs.StringVar(&cfg.observe, "metrics-address", "127.0.0.1:9301", "address of /metrics, /healthz and /status (empty: off)")
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
+	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", 1, "deliveries in flight per sensor; 1 keeps each sensor's events in order, more gives throughput")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -75,6 +78,9 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	}
 	if cfg.queueSize <= 0 {
 		problems = append(problems, fmt.Errorf("--queue-size must be positive, got %d", cfg.queueSize))
+	}
+	if cfg.deliveryConcurrency <= 0 {
+		problems = append(problems, fmt.Errorf("--delivery-concurrency must be positive, got %d", cfg.deliveryConcurrency))
 	}
 	return cfg, errors.Join(problems...)
 }
