@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -85,16 +86,10 @@ func TestConfigReadsV010Values(t *testing.T) {
 	}
 }
 
-// The shipped examples must stay valid: they are what users copy.
-func TestExampleEventSourcesAreValid(t *testing.T) {
-	manifest, err := os.ReadFile("../../../deploy/examples/kafka/event-source.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sources, err := config.ConfigMapData(manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
+// The shipped examples (the Gateway manifest and its event sources) must stay valid: they
+// are what users copy.
+func TestExamplesAreValid(t *testing.T) {
+	sources := testenv.Examples(t, "../../../deploy/examples/kafka", gatewayType)
 	if len(sources) < 3 {
 		t.Fatalf("example has %d event sources, want at least 3", len(sources))
 	}
