@@ -96,16 +96,17 @@ func TestControlEventsAndStats(t *testing.T) {
 func TestKeepBoundsWhatIsKept(t *testing.T) {
 	sink := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithKeep(2))
 	sender := httpSender(t, sink.URL, false)
-	for _, id := range []string{"1", "2", "3"} {
+	// Five: past the trim at twice keep, and one more.
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
 		if res := sender.Send(t.Context(), newEvent(id)); !protocol.IsACK(res) {
 			t.Fatal(res)
 		}
 	}
 	got := sink.Received()
-	if len(got) != 2 || got[0].ID() != "2" || got[1].ID() != "3" {
+	if len(got) != 2 || got[0].ID() != "4" || got[1].ID() != "5" {
 		t.Errorf("kept %v, want the last two", got)
 	}
-	if n := sink.Stats().Accepted; n != 3 {
-		t.Errorf("accepted %d, want 3", n)
+	if n := sink.Stats().Accepted; n != 5 {
+		t.Errorf("accepted %d, want 5", n)
 	}
 }

@@ -176,8 +176,9 @@ func (s *Sink) SetFailFirst(n int) {
 func (s *Sink) Received() []event.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]event.Event, len(s.events))
-	for i, e := range s.events {
+	kept := s.kept()
+	out := make([]event.Event, len(kept))
+	for i, e := range kept {
 		out[i] = e.Clone()
 	}
 	return out
@@ -188,7 +189,7 @@ func (s *Sink) Received() []event.Event {
 func (s *Sink) Wait(ctx context.Context, n int) ([]event.Event, error) {
 	for {
 		s.mu.Lock()
-		have, recorded := len(s.events), s.recorded
+		have, recorded := len(s.kept()), s.recorded
 		s.mu.Unlock()
 		if have >= n {
 			return s.Received(), nil
@@ -199,6 +200,11 @@ func (s *Sink) Wait(ctx context.Context, n int) ([]event.Event, error) {
 			return s.Received(), fmt.Errorf("wait for %d events, have %d: %w", n, have, ctx.Err())
 		}
 	}
+}
+
+// kept is the last keep events recorded (s.mu held).
+func (s *Sink) kept() []event.Event {
+	return s.events[max(len(s.events)-s.keep, 0):]
 }
 
 // Stats returns the delivery counts so far.
@@ -292,8 +298,10 @@ func (s *Sink) record(events []event.Event, transport string) {
 	}
 	s.mu.Lock()
 	s.events = append(s.events, events...)
-	if over := len(s.events) - s.keep; over > 0 {
-		s.events = append(s.events[:0:0], s.events[over:]...)
+	// Trimmed only once twice keep have piled up: trimming at every event would copy all
+	// kept events per event, which made a busy sensor the slowest part of any path.
+	if len(s.events) >= 2*s.keep {
+		s.events = append(s.events[:0:0], s.kept()...)
 	}
 	s.stats.Accepted += len(events)
 	close(s.recorded)
