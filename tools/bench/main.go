@@ -18,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,6 +32,7 @@ type options struct {
 	size         int
 	profileDir   string
 	keep         bool
+	concurrency  int
 }
 
 func main() {
@@ -43,6 +46,7 @@ func main() {
 	flag.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "length of each fixed-rate run")
 	flag.IntVar(&o.size, "size", 256, "bytes per posted body")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles of the gateway and the client during the gateway's closed-loop run to this folder")
+	flag.IntVar(&o.concurrency, "delivery-concurrency", 0, "the gateway-client's --delivery-concurrency for the second gateway path (default: -posters)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -53,7 +57,10 @@ func main() {
 		}
 		return
 	}
-	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 {
+	if o.concurrency == 0 {
+		o.concurrency = o.posters
+	}
+	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 || o.concurrency < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -posters and -duration must be positive, -rate and -size not negative")
 		os.Exit(2)
 	}
@@ -67,10 +74,20 @@ func main() {
 
 // path is the running programs and where to post.
 type path struct {
-	sensor, bare, relay, webhook, client *proc
-	bareURL, relayURL, webhookURL        string
-	webhookPprof, clientPprof            string
-	arrivals                             *arrivals
+	sensor, bare, relay *proc
+	bareURL, relayURL   string
+	// gateways: the client's default (one delivery at a time, in order), then with
+	// deliveries in flight per sensor.
+	gateways []*gatewayPath
+	arrivals *arrivals
+}
+
+// gatewayPath is one webhook gateway and its gateway-client.
+type gatewayPath struct {
+	name                      string
+	webhook, client           *proc
+	url                       string
+	webhookPprof, clientPprof string
 }
 
 func run(ctx context.Context, o options) error {
@@ -98,33 +115,35 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	// At rest: the source is active, nothing has been posted yet.
+	// At rest: the sources are active, nothing has been posted yet.
 	time.Sleep(500 * time.Millisecond)
-	gwRest, err := p.webhook.usage()
-	if err != nil {
-		return err
-	}
-	clientRest, err := p.client.usage()
-	if err != nil {
-		return err
-	}
-
-	client := newPosterClient(o.posters)
+	rest := map[*proc]usage{}
 	targets := []target{
 		{name: "bare", url: p.bareURL, procs: []*proc{p.bare}},
 		{name: "relay", url: p.relayURL, e2e: true, procs: []*proc{p.relay}},
-		{name: "gateway", url: p.webhookURL, e2e: true, procs: []*proc{p.webhook, p.client}},
 	}
-	fmt.Printf("%d posters, %s per closed-loop run, %d events/s for %s per fixed-rate run, %d-byte bodies\n\n",
+	for _, g := range p.gateways {
+		for _, pr := range []*proc{g.webhook, g.client} {
+			if rest[pr], err = pr.usage(); err != nil {
+				return err
+			}
+		}
+		targets = append(targets, target{name: g.name, url: g.url, e2e: true, procs: []*proc{g.webhook, g.client}, gateway: g})
+	}
+
+	client := newPosterClient(o.posters)
+	fmt.Printf("%d posters, %s per closed-loop run, %d events/s for %s per fixed-rate run, %d-byte bodies\n",
 		o.posters, o.duration, o.rate, o.rateDuration, o.size)
+	fmt.Printf("gateway: the client's default, one delivery at a time per sensor (in order); %s: --delivery-concurrency %d\n\n",
+		p.gateways[1].name, o.concurrency)
 
 	var closed, fixed []*result
 	for _, t := range targets {
 		// Warm-up: connections open, pools and heaps grown, before anything is measured.
 		post(ctx, client, t.url, t.name+"-warmup", load{posters: o.posters, duration: 300 * time.Millisecond, size: o.size})
 		var prof *profiling
-		if t.name == "gateway" && o.profileDir != "" {
-			prof = startProfiles(o.profileDir, o.duration, map[string]string{"webhook": p.webhookPprof, "gateway-client": p.clientPprof})
+		if g := t.gateway; g != nil && o.profileDir != "" {
+			prof = startProfiles(o.profileDir, o.duration, map[string]string{g.webhook.name: g.webhookPprof, g.client.name: g.clientPprof})
 		}
 		r, err := measure(ctx, client, p.arrivals, t, t.name+"-max", load{posters: o.posters, duration: o.duration, size: o.size})
 		if err != nil {
@@ -152,12 +171,12 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
-	gwEnd, _ := p.webhook.usage()
-	clientEnd, _ := p.client.usage()
-	report(os.Stdout, o, closed, fixed, map[string][2]usage{
-		"webhook gateway": {gwRest, gwEnd},
-		"gateway-client":  {clientRest, clientEnd},
-	})
+	mem := map[*proc][2]usage{}
+	for pr, u := range rest {
+		end, _ := pr.usage()
+		mem[pr] = [2]usage{u, end}
+	}
+	report(os.Stdout, o, closed, fixed, p.gateways, mem)
 	if errs := p.arrivals.errors; errs > 0 {
 		fmt.Printf("\nwarning: %d sensor output lines could not be read\n", errs)
 	}
@@ -169,22 +188,16 @@ func run(ctx context.Context, o options) error {
 func startPath(dir string, bins binaries, o options) (*path, error) {
 	p := &path{arrivals: newArrivals()}
 	addr := map[string]string{}
-	for _, name := range []string{"sensor", "bare", "relay", "webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
+	for _, name := range []string{"sensor", "bare", "relay"} {
 		a, err := freeAddr()
 		if err != nil {
 			return p, err
 		}
 		addr[name] = a
 	}
-	_, webhookPort, _ := splitPort(addr["webhook"])
-	_, grpcPort, _ := splitPort(addr["grpc"])
 	sensorURL := "http://" + addr["sensor"] + "/"
 	p.bareURL = "http://" + addr["bare"] + "/"
 	p.relayURL = "http://" + addr["relay"] + "/"
-	p.webhookURL = "http://" + addr["webhook"] + "/bench"
-	if o.profileDir != "" {
-		p.webhookPprof, p.clientPprof = addr["webhookPprof"], addr["clientPprof"]
-	}
 
 	// The sensor prints every event as a JSON line; the bench reads its stdout.
 	out, in, err := os.Pipe()
@@ -209,23 +222,17 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 	if p.relay, err = start("relay", self, []string{"-serve", "relay", "-listen", addr["relay"], "-sink", sensorURL}, nil, dir, nil); err != nil {
 		return p, err
 	}
-	gwEnv := []string{"GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT=" + grpcPort, "GATEWAY_NAME=webhook-gateway",
-		"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + p.webhookPprof}
-	if p.webhook, err = start("webhook", bins.webhook, nil, gwEnv, dir, nil); err != nil {
-		return p, err
-	}
-
-	gatewayFile, sourcesFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-source.yaml")
-	if err := os.WriteFile(gatewayFile, []byte(benchGateway), 0o644); err != nil {
-		return p, err
-	}
-	if err := os.WriteFile(sourcesFile, []byte(fmt.Sprintf(benchSources, webhookPort)), 0o644); err != nil {
-		return p, err
-	}
-	clientArgs := []string{"--gateway", gatewayFile, "--event-sources", sourcesFile, "--server", addr["grpc"],
-		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"]}
-	if p.client, err = start("gateway-client", bins.client, clientArgs, []string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + p.clientPprof}, dir, nil); err != nil {
-		return p, err
+	for _, g := range []struct {
+		name        string
+		concurrency int
+	}{{"gateway", 1}, {fmt.Sprintf("gateway-c%d", o.concurrency), o.concurrency}} {
+		gp, err := startGateway(dir, bins, g.name, sensorURL, g.concurrency, o.profileDir != "")
+		if gp != nil {
+			p.gateways = append(p.gateways, gp)
+		}
+		if err != nil {
+			return p, err
+		}
 	}
 
 	for _, w := range []struct {
@@ -236,7 +243,8 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		{"bare baseline", answers("GET", p.bareURL, 200)},
 		{"relay baseline", answers("GET", "http://"+addr["relay"]+"/", 200)}, // an empty event, of no run
 		// The route is active once a method it does not take is answered 405.
-		{"webhook route", answers("GET", p.webhookURL, 405)},
+		{"webhook route of " + p.gateways[0].name, answers("GET", p.gateways[0].url, 405)},
+		{"webhook route of " + p.gateways[1].name, answers("GET", p.gateways[1].url, 405)},
 	} {
 		if err := waitFor(w.what, 30*time.Second, w.check); err != nil {
 			return p, fmt.Errorf("%w (logs in %s)", err, dir)
@@ -247,11 +255,53 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 
 func (p *path) stop() {
 	// The client first, so that the gateway's stream ends before the gateway does.
-	for _, pr := range []*proc{p.client, p.webhook, p.relay, p.bare, p.sensor} {
+	var procs []*proc
+	for _, g := range p.gateways {
+		procs = append(procs, g.client, g.webhook)
+	}
+	for _, pr := range append(procs, p.relay, p.bare, p.sensor) {
 		if pr != nil {
 			pr.stop()
 		}
 	}
+}
+
+// startGateway starts a webhook gateway with one source, and a gateway-client in local mode
+// that delivers its events to sensorURL.
+func startGateway(dir string, bins binaries, name, sensorURL string, concurrency int, profile bool) (*gatewayPath, error) {
+	addr := map[string]string{}
+	for _, n := range []string{"webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		addr[n] = a
+	}
+	_, webhookPort, _ := splitPort(addr["webhook"])
+	_, grpcPort, _ := splitPort(addr["grpc"])
+	g := &gatewayPath{name: name, url: "http://" + addr["webhook"] + "/bench"}
+	if profile {
+		g.webhookPprof, g.clientPprof = addr["webhookPprof"], addr["clientPprof"]
+	}
+	suffix := strings.TrimPrefix(name, "gateway")
+	env := []string{"GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT=" + grpcPort, "GATEWAY_NAME=webhook-gateway",
+		"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.webhookPprof}
+	var err error
+	if g.webhook, err = start("webhook"+suffix, bins.webhook, nil, env, dir, nil); err != nil {
+		return nil, err
+	}
+	gatewayFile, sourcesFile := filepath.Join(dir, name+".yaml"), filepath.Join(dir, name+"-event-source.yaml")
+	if err := os.WriteFile(gatewayFile, []byte(benchGateway), 0o644); err != nil {
+		return g, err
+	}
+	if err := os.WriteFile(sourcesFile, []byte(fmt.Sprintf(benchSources, webhookPort)), 0o644); err != nil {
+		return g, err
+	}
+	args := []string{"--gateway", gatewayFile, "--event-sources", sourcesFile, "--server", addr["grpc"],
+		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"],
+		"--delivery-concurrency", strconv.Itoa(concurrency)}
+	g.client, err = start("gateway-client"+suffix, bins.client, args, []string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.clientPprof}, dir, nil)
+	return g, err
 }
 
 func splitPort(addr string) (string, string, error) {

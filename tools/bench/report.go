@@ -17,8 +17,9 @@ type target struct {
 	url  string
 	// e2e: its events reach the sensor, where latency and loss are measured; otherwise the
 	// latency is the posters' round trip.
-	e2e   bool
-	procs []*proc // whose CPU the run accounts
+	e2e     bool
+	procs   []*proc      // whose CPU the run accounts
+	gateway *gatewayPath // of a gateway path
 }
 
 // result is one run's figures.
@@ -106,7 +107,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
-func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]usage) {
+func report(w io.Writer, o options, closed, fixed []*result, gateways []*gatewayPath, mem map[*proc][2]usage) {
 	byName := func(rs []*result, name string) *result {
 		for _, r := range rs {
 			if r.target.name == name {
@@ -117,7 +118,7 @@ func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]u
 	}
 	table := func(title string, rs []*result) {
 		fmt.Fprintf(w, "%s\n", title)
-		fmt.Fprintf(w, "  %-8s %10s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
+		fmt.Fprintf(w, "  %-12s %10s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
 		relay := byName(rs, "relay")
 		for _, r := range rs {
 			ratio := "-"
@@ -140,7 +141,7 @@ func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]u
 				refused += n
 			}
 			refused += r.posted.errors
-			fmt.Fprintf(w, "  %-8s %10.0f %9s %9s %9s %9s %9s %8d %8d %s\n", r.target.name, r.perSecond, ratio,
+			fmt.Fprintf(w, "  %-12s %10.0f %9s %9s %9s %9s %9s %8d %8d %s\n", r.target.name, r.perSecond, ratio,
 				ms(percentile(r.latency, 0.5)), ms(percentile(r.latency, 0.99)), ms(percentile(r.latency, 1)),
 				ms(percentile(r.rtt, 0.99)), r.lost, refused, strings.Join(cpu, ", "))
 			if len(r.posted.refused) > 0 || r.posted.errors > 0 || r.unacked > 0 || r.dups > 0 || r.posted.overdue > 0 {
@@ -155,22 +156,16 @@ func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]u
 	if len(fixed) > 0 {
 		table(fmt.Sprintf("fixed rate, %d events/s, %s:", o.rate, o.rateDuration), fixed)
 	}
-	names := make([]string, 0, len(mem))
-	for n := range mem {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	gw := byName(closed, "gateway")
-	for _, n := range names {
-		m := mem[n]
-		line := fmt.Sprintf("%-16s RSS at rest %.1f MiB, peak %.1f MiB", n, float64(m[0].rssKiB)/1024, float64(m[1].peakKiB)/1024)
-		if gw != nil {
-			proc := map[string]string{"webhook gateway": "webhook", "gateway-client": "gateway-client"}[n]
-			if c, ok := gw.cpu[proc]; ok {
-				line += fmt.Sprintf(", CPU at max %.0f%% of a core", 100*c.Seconds()/gw.window.Seconds())
+	for _, g := range gateways {
+		r := byName(closed, g.name)
+		for _, pr := range []*proc{g.webhook, g.client} {
+			m := mem[pr]
+			line := fmt.Sprintf("  %-20s RSS at rest %.1f MiB, peak %.1f MiB", pr.name, float64(m[0].rssKiB)/1024, float64(m[1].peakKiB)/1024)
+			if r != nil {
+				line += fmt.Sprintf(", CPU at max %.0f%% of a core", 100*r.cpu[pr.name].Seconds()/r.window.Seconds())
 			}
+			fmt.Fprintln(w, line)
 		}
-		fmt.Fprintln(w, line)
 	}
 
 	// The goals, each with what was measured.
@@ -182,23 +177,25 @@ func report(w io.Writer, o options, closed, fixed []*result, mem map[string][2]u
 		}
 		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, args...))
 	}
-	if relay := byName(closed, "relay"); relay != nil && gw != nil && relay.perSecond > 0 {
-		ratio := gw.perSecond / relay.perSecond
-		check(ratio >= 0.6, "throughput >= 60%% of the bare relay's: %.0f%% (%.0f vs %.0f events/s)", 100*ratio, gw.perSecond, relay.perSecond)
-	}
-	if relay, g := byName(fixed, "relay"), byName(fixed, "gateway"); relay != nil && g != nil {
-		d := percentile(g.latency, 0.99) - percentile(relay.latency, 0.99)
-		check(d <= time.Millisecond, "p99 at %d events/s within 1 ms of the relay's: %s vs %s (+%s)", o.rate,
-			ms(percentile(g.latency, 0.99)), ms(percentile(relay.latency, 0.99)), ms(d))
-	}
-	lost := 0
-	for _, r := range append(slices.Clone(closed), fixed...) {
-		if r.target.name == "gateway" {
-			lost += r.lost
+	for _, g := range gateways {
+		fmt.Fprintf(w, "  %s:\n", g.name)
+		if relay, r := byName(closed, "relay"), byName(closed, g.name); relay != nil && r != nil && relay.perSecond > 0 {
+			ratio := r.perSecond / relay.perSecond
+			check(ratio >= 0.6, "throughput >= 60%% of the bare relay's: %.0f%% (%.0f vs %.0f events/s)", 100*ratio, r.perSecond, relay.perSecond)
 		}
-	}
-	check(lost == 0, "no event answered 200 is lost: %d lost", lost)
-	if m, ok := mem["webhook gateway"]; ok {
+		if relay, r := byName(fixed, "relay"), byName(fixed, g.name); relay != nil && r != nil {
+			d := percentile(r.latency, 0.99) - percentile(relay.latency, 0.99)
+			check(d <= time.Millisecond, "p99 at %d events/s within 1 ms of the relay's: %s vs %s (%+.2fms)", o.rate,
+				ms(percentile(r.latency, 0.99)), ms(percentile(relay.latency, 0.99)), float64(d)/float64(time.Millisecond))
+		}
+		lost := 0
+		for _, r := range append(slices.Clone(closed), fixed...) {
+			if r.target.gateway == g {
+				lost += r.lost
+			}
+		}
+		check(lost == 0, "no event answered 200 is lost: %d lost", lost)
+		m := mem[g.webhook]
 		check(m[0].rssKiB <= 30<<10, "gateway RSS at rest <= 30 MiB: %.1f MiB", float64(m[0].rssKiB)/1024)
 	}
 }
