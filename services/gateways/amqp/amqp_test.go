@@ -437,3 +437,68 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 		}
 	}
 }
+
+// A gateway that stops (or dies) while a hand-off is blocked, with more messages
+// prefetched behind it, acknowledged none of them: the next gateway gets them all.
+func TestGatewayStoppingMidHandOffLosesNothing(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "direct", queue, "k")
+	sent := values("msg", 0, 10)
+	publish(t, b.URL, exchange, "k", texts(true, sent...)...)
+	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
+
+	var got []string
+	blocked := make(chan struct{})
+	first, err := gateway{}.Parse("first", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- first.Start(ctx, func(ctx context.Context, ev server.Event) error {
+			if len(got) == 3 {
+				close(blocked) // a client that stopped reading: the hand-off waits
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			got = append(got, string(decode(t, ev.Payload).bytes(t)))
+			return nil
+		})
+	}()
+	select {
+	case <-blocked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first gateway never got to its fourth message")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+
+	second, err := gateway{}.Parse("second", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyEmit{t: t, arrived: make(chan struct{}, 1)}
+	ctx, stop = context.WithCancel(context.Background())
+	go func() { done <- second.Start(ctx, f.emit) }()
+	defer func() { stop(); <-done }()
+	testenv.Eventually(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if rest, _ := f.bodies(); len(got)+len(rest) < len(sent) {
+			return fmt.Errorf("%d + %d of %d delivered", len(got), len(rest), len(sent))
+		}
+		return nil
+	})
+	rest, events := f.bodies()
+	all := append(append([]string(nil), got...), rest...)
+	lost, dups := lossReport(sent, all)
+	t.Logf("amqp gateway stopped mid hand-off: published %d, delivered %d before and %d after, lost %d, duplicates %d", len(sent), len(got), len(rest), lost, dups)
+	if lost != 0 || dups != 0 {
+		t.Errorf("delivered %v then %v: %d lost, %d duplicates", got, rest, lost, dups)
+	}
+	if len(events) > 0 && (rest[0] != "msg-003" || !events[0].Redelivered) {
+		t.Errorf("the second gateway began with %q (redelivered %t), want msg-003 redelivered", rest[0], events[0].Redelivered)
+	}
+}

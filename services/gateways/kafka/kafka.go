@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -142,6 +143,9 @@ func (s *source) partitionSession(emit server.Emit) server.Session {
 	}
 }
 
+// errorLogPeriod spaces the warnings of a consumer group that retries by itself.
+const errorLogPeriod = 10 * time.Second
+
 // groupSession consumes as a member of the consumer group. A record's offset is marked
 // only after emit returned, and sarama commits marked offsets every second and when the
 // session ends: what was not handed over is delivered again after any restart.
@@ -160,8 +164,15 @@ func (s *source) groupSession(emit server.Emit) server.Session {
 		drained := make(chan struct{})
 		go func() {
 			defer close(drained)
+			// sarama retries a lost broker every 250ms by itself, reporting each attempt:
+			// one warning per quiet period says it, the rest go to debug.
+			var warned time.Time
 			for err := range group.Errors() {
-				log.Warn("consumer group", "error", err)
+				level := slog.LevelDebug
+				if time.Since(warned) > errorLogPeriod {
+					level, warned = slog.LevelWarn, time.Now()
+				}
+				log.Log(context.Background(), level, "consumer group: retrying", "error", err)
 			}
 		}()
 		defer func() {

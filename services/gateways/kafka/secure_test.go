@@ -1,0 +1,93 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// selfSigned makes a certificate for 127.0.0.1 and writes it as a CA file.
+func selfSigned(t *testing.T) (tls.Certificate, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafka test broker"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caFile
+}
+
+// A broker that wants TLS and SASL/PLAIN: the right credentials deliver, wrong ones keep
+// the source retrying (the stream stays open) instead of failing it for good.
+func TestTLSAndSASL(t *testing.T) {
+	cert, caFile := selfSigned(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "secure"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser("PLAIN", "gateway", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	source := func(password string) string {
+		return fmt.Sprintf("url: %s\ntopic: secure\nbackoff: {duration: 100ms, factor: 1}\ntls: {caCertPath: %s}\nsasl: {username: gateway, password: %s}\nconsumerGroup: {groupName: g-%s, oldest: true}",
+			addr, caFile, password, password)
+	}
+
+	producerCfg, err := (&Config{TLS: mustTLS(caFile), SASL: &SASL{Username: "gateway", Password: "s3cret"}}).saramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	producerCfg.Producer.Return.Successes = true
+	producer, err := sarama.NewSyncProducer([]string{addr}, producerCfg)
+	if err != nil {
+		t.Fatalf("producer over TLS with SASL: %v", err)
+	}
+	defer producer.Close()
+	if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: "secure", Value: sarama.StringEncoder("classified")}); err != nil {
+		t.Fatal(err)
+	}
+
+	gw := testenv.StartGateway(t, gateway{})
+	good := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "good", Data: source("s3cret")})
+	if r := decode(t, good.Next(t, 30*time.Second)); string(r.bytes(t)) != "classified" {
+		t.Errorf("got %q", r.bytes(t))
+	}
+	bad := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "bad", Data: source("wrong")})
+	if ev, err := bad.TryNext(time.Second); err != testenv.ErrNoEvent {
+		t.Errorf("with a wrong password: event %v, error %v; want no event and an open stream", ev, err)
+	}
+}
+
+func mustTLS(caFile string) *config.TLS { return &config.TLS{CACertPath: caFile} }
