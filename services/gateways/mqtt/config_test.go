@@ -1,0 +1,124 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+)
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name, data string
+		wantErr    string // empty: valid
+	}{
+		{name: "v0.10 as written: numeric clientId, backoff in nanoseconds", data: `
+url: tcp://mqtt.argo-events:1883
+topic: foo
+clientId: 1234
+backoff:
+  duration: 10000000000
+  factor: 2
+  jitter: 0.2
+  steps: 5`},
+		{name: "backoff as a Go duration", data: "url: tcp://localhost:1883\ntopic: foo\nclientId: gw-1\nbackoff: {duration: 10s}"},
+		{name: "v0.10 without backoff or clientId", data: "url: tcp://mqtt.argo-events:1883\ntopic: foo"},
+		{name: "wildcards", data: "url: mqtt://x:1883\ntopic: sensors/+/temp/#"},
+		{name: "root wildcard", data: "url: mqtt://x:1883\ntopic: '#'"},
+		{name: "shared subscription", data: "url: tcp://x:1883\ntopic: $share/gateways/orders"},
+		{name: "brokers, TLS, auth, QoS 2, jsonBody", data: "url: ssl://a:8883, ssl://b:8883\ntopic: t\ntls: {}\nusername: u\npassword: p\nqos: 2\njsonBody: true"},
+		{name: "QoS 0 with a clean session", data: "url: ws://x:80/mqtt\ntopic: t\nqos: 0\ncleanSession: true\nclientId: x"},
+
+		{name: "missing url", data: "topic: foo", wantErr: "mqtt.url: is required"},
+		{name: "bad URL", data: "url: 'tcp://x:bad port'\ntopic: foo", wantErr: `mqtt.url: "tcp://x:bad port" is not a URL`},
+		{name: "no scheme", data: "url: x:1883\ntopic: foo", wantErr: `mqtt.url: "x:1883" has scheme "x", want tcp, mqtt, ssl, tls, mqtts, ws or wss`},
+		{name: "no host", data: "url: tcp://:1883\ntopic: foo", wantErr: `mqtt.url: "tcp://:1883" has no host`},
+		{name: "missing topic", data: "url: tcp://x:1883", wantErr: "mqtt.topic: is required"},
+		{name: "# not last", data: "url: tcp://x:1883\ntopic: a/#/b", wantErr: `mqtt.topic: "a/#/b": '#' must be the whole last level`},
+		{name: "+ inside a level", data: "url: tcp://x:1883\ntopic: a/b+/c", wantErr: `mqtt.topic: "a/b+/c": '+' must be a whole level`},
+		{name: "negative backoff", data: "url: tcp://x:1883\ntopic: t\nbackoff: {duration: -10000000000}", wantErr: "mqtt.backoff.duration: must not be negative, got -10s"},
+		{name: "negative jitter", data: "url: tcp://x:1883\ntopic: t\nbackoff: {jitter: -1}", wantErr: "mqtt.backoff.jitter: must not be negative, got -1"},
+		{name: "QoS 3", data: "url: tcp://x:1883\ntopic: t\nqos: 3", wantErr: "mqtt.qos: must be 0, 1 or 2, got 3"},
+		{name: "negative QoS", data: "url: tcp://x:1883\ntopic: t\nqos: -1", wantErr: "mqtt.qos: must be 0, 1 or 2, got -1"},
+		{name: "persistent session without clientId", data: "url: tcp://x:1883\ntopic: t\ncleanSession: false", wantErr: "mqtt.cleanSession: false needs a clientId"},
+		{name: "password alone", data: "url: tcp://x:1883\ntopic: t\npassword: p", wantErr: "mqtt.username: is required with a password"},
+		{name: "clientId a list", data: "url: tcp://x:1883\ntopic: t\nclientId: [1]", wantErr: "mqtt: invalid configuration: clientId: want a string or a number"},
+		{name: "unknown field", data: "url: tcp://x:1883\ntopic: t\nclient: x", wantErr: `mqtt: invalid configuration: unknown field "client"`},
+		{
+			name:    "every problem at once",
+			data:    "url: http://x\nqos: 5\nbackoff: {steps: -1}",
+			wantErr: `mqtt.url: "http://x" has scheme "http", want tcp, mqtt, ssl, tls, mqtts, ws or wss; mqtt.topic: is required; mqtt.backoff.steps: must not be negative, got -1; mqtt.qos: must be 0, 1 or 2, got 5`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := gateway{}.Parse(tc.name, tc.data)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+				t.Fatalf("Parse error = %v, want prefix %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// The values v0.10 configs carry must mean what they meant, and the defaults must follow
+// from what is set.
+func TestConfigValues(t *testing.T) {
+	tests := []struct {
+		name, data   string
+		clientID     string // empty: made up
+		cleanSession bool
+		qos          byte
+		backoff      time.Duration
+	}{
+		{name: "numeric clientId", data: "clientId: 1234", clientID: "1234", qos: 1},
+		{name: "string clientId", data: "clientId: '0042'", clientID: "0042", qos: 1},
+		{name: "no clientId: clean session", data: "qos: 0", cleanSession: true, qos: 0},
+		{name: "explicit clean session", data: "clientId: a\ncleanSession: true\nqos: 2", clientID: "a", cleanSession: true, qos: 2},
+		{name: "nanoseconds", data: "backoff: {duration: 10000000000}", cleanSession: true, qos: 1, backoff: 10 * time.Second},
+		{name: "Go duration", data: "backoff: {duration: 10s}", cleanSession: true, qos: 1, backoff: 10 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := gateway{}.Parse("v", "url: tcp://x:1883\ntopic: t\n"+tc.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := src.(*source)
+			if tc.clientID != "" && s.clientID != tc.clientID {
+				t.Errorf("client ID = %q, want %q", s.clientID, tc.clientID)
+			}
+			if tc.clientID == "" && (!strings.HasPrefix(s.clientID, "eventgate-") || len(s.clientID) != 23) {
+				t.Errorf("made-up client ID = %q, want eventgate- and 23 characters", s.clientID)
+			}
+			if got := s.cfg.cleanSession(); got != tc.cleanSession {
+				t.Errorf("clean session = %t, want %t", got, tc.cleanSession)
+			}
+			if got := s.cfg.qos(); got != tc.qos {
+				t.Errorf("QoS = %d, want %d", got, tc.qos)
+			}
+			if got := time.Duration(s.cfg.Backoff.Duration); got != tc.backoff {
+				t.Errorf("backoff.duration = %s, want %s", got, tc.backoff)
+			}
+		})
+	}
+}
+
+// The shipped examples must stay valid: they are what users copy.
+func TestExamplesAreValid(t *testing.T) {
+	sources := testenv.Examples(t, "../../../deploy/examples/mqtt", gatewayType)
+	if len(sources) < 3 {
+		t.Fatalf("example has %d event sources, want at least 3", len(sources))
+	}
+	for name, data := range sources {
+		if _, err := (gateway{}).Parse(name, data); err != nil {
+			t.Errorf("example %q: %v", name, err)
+		}
+	}
+}

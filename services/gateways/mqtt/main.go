@@ -1,0 +1,8 @@
+// The MQTT gateway server: an event for every message on an MQTT topic filter.
+package main
+
+import "github.com/eventgate/eventgate/pkg/server"
+
+func main() {
+	server.Main(gateway{})
+}

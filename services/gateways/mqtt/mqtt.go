@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/server"
+)
+
+// gatewayType names this gateway in logs, errors and CloudEvents.
+const gatewayType = "mqtt"
+
+const (
+	connectTimeout = 10 * time.Second
+	// keepAlive finds a silently dead connection within about keepAlive plus paho's ping
+	// timeout (10s).
+	keepAlive = 30 * time.Second
+	// disconnectQuiesce is how long (ms) a clean disconnect waits for work in flight.
+	disconnectQuiesce = 250
+	// pendingMessages is how many received messages wait for emit. While they wait, paho
+	// reads no more from the connection: a slow client slows the broker down instead of
+	// filling memory (and past paho's keep-alive the connection is dropped, which for QoS
+	// >= 1 with a persistent session means the broker sends the unacknowledged again).
+	pendingMessages = 256
+)
+
+// gateway subscribes to MQTT topics.
+type gateway struct{}
+
+func (gateway) Type() string { return gatewayType }
+
+func (gateway) Parse(name, data string) (server.Source, error) {
+	var cfg Config
+	if err := config.Decode(gatewayType, data, &cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	id := string(cfg.ClientID)
+	if id == "" {
+		// MQTT 3.1.1 brokers must accept up to 23 characters: 10 + 13.
+		id = "eventgate-" + rand.Text()[:13]
+	}
+	return &source{name: name, cfg: cfg, clientID: id}, nil
+}
+
+// payload is the event body, in JSON:
+//
+//	{"topic": "sensors/kitchen/temp", "messageId": 17, "qos": 1, "retained": false, "body": "MjEuNQ=="}
+//
+// topic is the message's topic (the concrete one when the source subscribed with a
+// wildcard); messageId is the MQTT packet identifier (0 at QoS 0; identifiers are reused,
+// they do not identify a message for good); qos is the QoS it was delivered with;
+// retained is true for a message the broker kept and sent on subscribing; duplicate is
+// there, true, when the broker says it may have sent the message before. body is the
+// message's bytes in base64, or the JSON body itself when the source sets jsonBody and the
+// body is JSON (a non-JSON body still arrives, as base64).
+type payload struct {
+	Topic     string `json:"topic"`
+	MessageID uint16 `json:"messageId"`
+	QoS       byte   `json:"qos"`
+	Retained  bool   `json:"retained"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+	Body      any    `json:"body"`
+}
+
+// source is one subscription. With QoS 1 or 2 a message is acknowledged to the broker only
+// after emit returned, so what was not handed to the client is sent again by the broker on
+// the next connection of a persistent session (cleanSession false, the default with a
+// clientId): at least once, while the broker keeps the session. With a clean session or
+// QoS 0, messages published while the gateway is disconnected are not delivered.
+type source struct {
+	name     string
+	cfg      Config
+	clientID string // the same for every connection of the source, so the session resumes
+	// subscribed is true once the broker holds the subscription in a persistent session.
+	// Only Start's goroutine uses it.
+	subscribed bool
+}
+
+// Start subscribes, and after any loss of the connection, at any time, subscribes again
+// after the configured backoff, until ctx ends or the event stream is gone.
+func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
+		return s.session(ctx, connected, emit)
+	})
+}
+
+// session is one connection: it returns when the connection is lost (an error), the
+// stream is gone (emit's error) or ctx ends.
+func (s *source) session(ctx context.Context, connected func(), emit server.Emit) error {
+	log := server.LoggerFrom(ctx)
+	msgs := make(chan paho.Message, pendingMessages)
+	lost := make(chan error, 1)
+	done := make(chan struct{})
+	opts, err := s.options()
+	if err != nil {
+		return err
+	}
+	// The default handler, not one given to Subscribe: a resumed session's queued messages
+	// may arrive before Subscribe returns, and a message without a handler is neither
+	// delivered nor acknowledged.
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	})
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	})
+	client := paho.NewClient(opts)
+	connect := client.Connect()
+	if err := wait(ctx, connect); err != nil {
+		if ctx.Err() != nil {
+			// The attempt goes on for at most connectTimeout: close what it may open.
+			go func() {
+				<-connect.Done()
+				client.Disconnect(0)
+			}()
+		}
+		return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
+	}
+	defer client.Disconnect(disconnectQuiesce)
+	defer close(done) // first: a handler waiting on msgs lets go, so Disconnect does not wait on it
+	present := connect.(*paho.ConnectToken).SessionPresent()
+	if present && s.subscribed {
+		// The broker kept the subscription with the session. Subscribing again is not only
+		// useless: brokers that check a client's packet identifiers against the session's
+		// unacknowledged messages (mochi) refuse it while those are queued.
+		log.Info("resumed the session", "topic", s.cfg.Topic, "clientId", s.clientID)
+	} else {
+		sub := client.Subscribe(s.cfg.Topic, s.cfg.qos(), nil)
+		if err := wait(ctx, sub); err != nil {
+			return fmt.Errorf("subscribe to %q: %w", s.cfg.Topic, err)
+		}
+		granted := sub.(*paho.SubscribeToken).Result()[s.cfg.Topic]
+		switch {
+		case granted <= 2:
+			s.subscribed = !s.cfg.cleanSession()
+			log.Info("subscribed", "topic", s.cfg.Topic, "qos", granted, "clientId", s.clientID, "sessionPresent", present)
+		case present:
+			// For the same reason, after a gateway restart: take what the kept session
+			// delivers, and subscribe again at the next connection.
+			log.Warn("the broker refused to renew the subscription of the session it kept: consuming that session's",
+				"topic", s.cfg.Topic, "clientId", s.clientID, "returnCode", granted)
+		default:
+			return fmt.Errorf("subscribe to %q: the broker refused (return code %#x)", s.cfg.Topic, granted)
+		}
+	}
+	connected()
+
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-lost:
+			return fmt.Errorf("connection to the MQTT broker lost: %w", err)
+		case m := <-msgs:
+			ev, err := server.JSONEvent(payload{
+				Topic: m.Topic(), MessageID: m.MessageID(), QoS: m.Qos(), Retained: m.Retained(), Duplicate: m.Duplicate(),
+				Body: server.MessageBody(m.Payload(), s.cfg.JSONBody),
+			})
+			if err != nil {
+				return err
+			}
+			if err := emit(ctx, ev); err != nil {
+				return err // not acknowledged: a persistent session gets it again
+			}
+			m.Ack()
+		}
+	}
+}
+
+// options builds the client options; TLS files are read per connection, so renewed
+// certificates are picked up at the next reconnect.
+func (s *source) options() (*paho.ClientOptions, error) {
+	opts := paho.NewClientOptions()
+	for _, b := range s.cfg.brokers() {
+		opts.AddBroker(b)
+	}
+	opts.SetClientID(s.clientID).
+		SetCleanSession(s.cfg.cleanSession()).
+		// Reconnects are server.Reconnect's, with the source's backoff, so that the first
+		// connect and every later one follow the same policy and are logged alike.
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(connectTimeout).
+		SetKeepAlive(keepAlive).
+		// Messages reach the handler one by one in the order received, and are
+		// acknowledged, in that order, only once handed over.
+		SetOrderMatters(true).
+		SetAutoAckDisabled(true)
+	if s.cfg.Username != "" {
+		opts.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
+	}
+	if s.cfg.TLS != nil {
+		tlsConfig, err := s.cfg.TLS.Config()
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls: %w", err)
+		}
+		opts.SetTLSConfig(tlsConfig)
+	}
+	return opts, nil
+}
+
+// wait waits for a paho token, or for ctx.
+func wait(ctx context.Context, t paho.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
