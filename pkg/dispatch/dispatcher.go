@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -51,6 +52,9 @@ type item struct {
 type queue struct {
 	target Target
 	items  chan item
+	// full is set while Dispatch finds the queue full, so that a stream held back at every
+	// event logs once, not once per event (that log was a tenth of the client's CPU).
+	full atomic.Bool
 }
 
 // New starts Concurrency workers per target. Close stops them.
@@ -97,8 +101,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents
 		select {
 		case q.items <- it:
 			d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
+			if q.full.Load() && len(q.items) < cap(q.items)/2 {
+				q.full.Store(false)
+				d.opts.Log.Info("sensor queue has room again", "sensor", q.target.Name)
+			}
 		default:
-			d.opts.Log.Warn("sensor queue full: holding the event stream back", "sensor", q.target.Name, "eventSource", source)
+			if q.full.CompareAndSwap(false, true) {
+				d.opts.Log.Warn("sensor queue full: holding the event stream back", "sensor", q.target.Name, "eventSource", source)
+			}
 			select {
 			case q.items <- it:
 				d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()

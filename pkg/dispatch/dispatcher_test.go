@@ -169,12 +169,17 @@ func TestSensorOutageLosesNothingAndKeepsOrder(t *testing.T) {
 			t.Fatalf("event %d is %s: order lost", i, r.id)
 		}
 	}
-	if v := testutil.ToFloat64(d.opts.Metrics.dispatched.WithLabelValues("src", "sensor-0")); v != n {
-		t.Errorf("dispatched metric = %v, want %d", v, n)
-	}
-	if v := testutil.ToFloat64(d.opts.Metrics.queueDepth.WithLabelValues("sensor-0")); v != 0 {
-		t.Errorf("queue depth = %v after delivery, want 0", v)
-	}
+	// The sensor records an event before the dispatcher has read its answer: wait for
+	// the metrics of the last one.
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if v := testutil.ToFloat64(d.opts.Metrics.dispatched.WithLabelValues("src", "sensor-0")); v != n {
+			return fmt.Errorf("dispatched metric = %v, want %d", v, n)
+		}
+		if v := testutil.ToFloat64(d.opts.Metrics.queueDepth.WithLabelValues("sensor-0")); v != 0 {
+			return fmt.Errorf("queue depth = %v after delivery, want 0", v)
+		}
+		return nil
+	})
 }
 
 func TestFullQueueBlocksInsteadOfDropping(t *testing.T) {
