@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -67,12 +66,7 @@ func clientMemory(b *testing.B, bin string, n int) memory {
 	if err := os.WriteFile(cmFile, []byte(cm.String()), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	obs := lis.Addr().String()
-	lis.Close()
+	obs := freeLoopbackAddr(b)
 
 	cmd := exec.Command(bin, "--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
 		"--sensor", "every-sensor="+sensor.URL, "--metrics-address", obs)
