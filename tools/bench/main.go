@@ -33,6 +33,7 @@ type options struct {
 	profileDir   string
 	keep         bool
 	concurrency  int
+	rounds       int
 }
 
 func main() {
@@ -41,11 +42,12 @@ func main() {
 	listen := flag.String("listen", "", "internal: the baseline's address")
 	sinkURL := flag.String("sink", "", "internal: the relay's sink URL")
 	flag.IntVar(&o.posters, "posters", 64, "concurrent HTTP posters")
-	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each closed-loop (maximum throughput) run")
+	flag.DurationVar(&o.duration, "duration", 3*time.Second, "closed-loop (maximum throughput) time per path")
 	flag.IntVar(&o.rate, "rate", 1000, "events per second of the fixed-rate (latency) runs; 0 skips them")
-	flag.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "length of each fixed-rate run")
+	flag.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "fixed-rate time per path")
 	flag.IntVar(&o.size, "size", 256, "bytes per posted body")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles of the gateway and the client during the gateway's closed-loop run to this folder")
+	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
 	flag.IntVar(&o.concurrency, "delivery-concurrency", 0, "the gateway-client's --delivery-concurrency for the second gateway path (default: -posters)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
@@ -60,7 +62,7 @@ func main() {
 	if o.concurrency == 0 {
 		o.concurrency = o.posters
 	}
-	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 || o.concurrency < 1 {
+	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 || o.concurrency < 1 || o.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -posters and -duration must be positive, -rate and -size not negative")
 		os.Exit(2)
 	}
@@ -132,42 +134,54 @@ func run(ctx context.Context, o options) error {
 	}
 
 	client := newPosterClient(o.posters)
-	fmt.Printf("%d posters, %s per closed-loop run, %d events/s for %s per fixed-rate run, %d-byte bodies\n",
-		o.posters, o.duration, o.rate, o.rateDuration, o.size)
+	fmt.Printf("%d posters, %s closed loop and %s at %d events/s per path in %d rounds, %d-byte bodies\n",
+		o.posters, o.duration, o.rateDuration, o.rate, o.rounds, o.size)
 	fmt.Printf("gateway: the client's default, one delivery at a time per sensor (in order); %s: --delivery-concurrency %d\n\n",
 		p.gateways[1].name, o.concurrency)
 
-	var closed, fixed []*result
 	for _, t := range targets {
 		// Warm-up: connections open, pools and heaps grown, before anything is measured.
 		post(ctx, client, t.url, t.name+"-warmup", load{posters: o.posters, duration: 300 * time.Millisecond, size: o.size})
-		var prof *profiling
-		if g := t.gateway; g != nil && o.profileDir != "" {
-			prof = startProfiles(o.profileDir, o.duration, map[string]string{g.webhook.name: g.webhookPprof, g.client.name: g.clientPprof})
-		}
-		r, err := measure(ctx, client, p.arrivals, t, t.name+"-max", load{posters: o.posters, duration: o.duration, size: o.size})
-		if err != nil {
-			return err
-		}
-		if prof != nil {
-			if err := prof.wait(); err != nil {
-				return err
-			}
-		}
-		closed = append(closed, r)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 	}
-	if o.rate > 0 {
-		for _, t := range targets {
-			r, err := measure(ctx, client, p.arrivals, t, t.name+"-rate", load{posters: o.posters, duration: o.rateDuration, rate: o.rate, size: o.size})
+	// Each path's time is cut into rounds that take turns, so that a change in the
+	// machine's load during the bench weighs on every path alike.
+	closed := make([]*result, len(targets))
+	fixed := make([]*result, 0, len(targets))
+	for round := range o.rounds {
+		for i, t := range targets {
+			var prof *profiling
+			if g := t.gateway; g != nil && o.profileDir != "" && round == 0 {
+				prof = startProfiles(o.profileDir, o.duration/time.Duration(o.rounds), map[string]string{g.webhook.name: g.webhookPprof, g.client.name: g.clientPprof})
+			}
+			l := load{posters: o.posters, duration: o.duration / time.Duration(o.rounds), size: o.size}
+			r, err := measure(ctx, client, p.arrivals, t, fmt.Sprintf("%s-max-%d", t.name, round), l)
 			if err != nil {
 				return err
 			}
-			fixed = append(fixed, r)
+			if prof != nil {
+				if err := prof.wait(); err != nil {
+					return err
+				}
+			}
+			closed[i] = closed[i].merge(r)
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+		}
+	}
+	if o.rate > 0 {
+		fixed = fixed[:len(targets)]
+		for round := range o.rounds {
+			for i, t := range targets {
+				l := load{posters: o.posters, duration: o.rateDuration / time.Duration(o.rounds), rate: o.rate, size: o.size}
+				r, err := measure(ctx, client, p.arrivals, t, fmt.Sprintf("%s-rate-%d", t.name, round), l)
+				if err != nil {
+					return err
+				}
+				fixed[i] = fixed[i].merge(r)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 			}
 		}
 	}

@@ -77,7 +77,7 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 		}
 	} else {
 		r.delivered = len(posted.ok)
-		r.latency = r.rtt
+		r.latency = slices.Clone(r.rtt)
 	}
 	r.window = end.Sub(posted.start)
 	r.perSecond = float64(r.delivered) / r.window.Seconds()
@@ -89,6 +89,30 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 		r.cpu[p.name] = u.cpu - before[p.name].cpu
 	}
 	return r, nil
+}
+
+// merge adds round b to the figures so far (r nil: b is the first round).
+func (r *result) merge(b *result) *result {
+	if r == nil {
+		return b
+	}
+	r.delivered += b.delivered
+	r.lost += b.lost
+	r.unacked += b.unacked
+	r.dups += b.dups
+	r.latency = sorted(append(r.latency, b.latency...))
+	r.rtt = sorted(append(r.rtt, b.rtt...))
+	for n, c := range b.cpu {
+		r.cpu[n] += c
+	}
+	r.window += b.window
+	r.perSecond = float64(r.delivered) / r.window.Seconds()
+	r.posted.errors += b.posted.errors
+	r.posted.overdue += b.posted.overdue
+	for code, n := range b.posted.refused {
+		r.posted.refused[code] += n
+	}
+	return r
 }
 
 func sorted(d []time.Duration) []time.Duration {
