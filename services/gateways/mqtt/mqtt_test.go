@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/mqttenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -430,5 +431,43 @@ func TestInvalidEventSources(t *testing.T) {
 				t.Fatalf("start = %v, want InvalidArgument %q", err, tc.wantReason)
 			}
 		})
+	}
+}
+
+// The whole path: broker -> gateway server -> the real gateway-client -> a sensor, with a
+// v0.10 config as written (numeric clientId, backoff in nanoseconds).
+func TestEndToEndThroughTheGatewayClient(t *testing.T) {
+	broker := mqttenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	testenv.StartClient(t, testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources: map[string]string{"sensors": fmt.Sprintf(
+			"url: %s\ntopic: sensors/+/temp\nclientId: 1234\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", broker.URL)},
+	})
+	waitSubscribed(t, broker, "sensors/+/temp")
+	for i := range 3 {
+		if err := broker.Publish("sensors/kitchen/temp", []byte(fmt.Sprintf(`{"celsius":%d}`, 20+i)), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	got, err := sensor.Wait(ctx, 3)
+	if err != nil {
+		t.Fatalf("sensor: %v", err)
+	}
+	for i, ev := range got {
+		var r received
+		if err := json.Unmarshal(ev.Data(), &r); err != nil {
+			t.Fatalf("event %d data %s: %v", i, ev.Data(), err)
+		}
+		want := fmt.Sprintf(`{"celsius":%d}`, 20+i)
+		if ev.Type() != gatewayType || ev.Subject() != "sensors" || ev.Source() != "mqtt-gateway" ||
+			string(r.Body) != want || r.Topic != "sensors/kitchen/temp" || r.QoS != 1 {
+			t.Errorf("event %d: type %q subject %q source %q payload %s", i, ev.Type(), ev.Subject(), ev.Source(), ev.Data())
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -382,4 +383,64 @@ func TestSlowClientDropsAreCounted(t *testing.T) {
 	})
 	dropped, _ := sub.Dropped()
 	t.Logf("published %d, delivered %d, dropped and counted %d", n, got, dropped)
+}
+
+// The whole path: broker -> gateway server -> the real gateway-client -> a sensor, with a
+// v0.10 config as written (backoff in nanoseconds).
+func TestEndToEndThroughTheGatewayClient(t *testing.T) {
+	url := natsenv.Start(t, -1)
+	gw := testenv.StartGateway(t, newGateway())
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	testenv.StartClient(t, testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources: map[string]string{"orders": fmt.Sprintf(
+			"url: %s\nsubject: orders.*\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", url)},
+	})
+	// Core NATS keeps nothing for a subscriber that is not there yet: probe until one
+	// reaches the sensor, then publish the messages under test.
+	nc := connect(t, url)
+	testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, func() error {
+		if err := nc.Publish("orders.probe", []byte(`"probe"`)); err != nil {
+			return err
+		}
+		if n := len(sensor.Received()); n == 0 {
+			return fmt.Errorf("no probe at the sensor yet")
+		}
+		return nil
+	})
+	for i := range 3 {
+		if err := nc.Publish("orders.created", []byte(fmt.Sprintf(`{"order":%d}`, i+1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var orders []received
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() error {
+		orders = orders[:0]
+		for i, ev := range sensor.Received() {
+			var r received
+			if err := json.Unmarshal(ev.Data(), &r); err != nil {
+				t.Fatalf("event %d data %s: %v", i, ev.Data(), err)
+			}
+			if ev.Type() != gatewayType || ev.Subject() != "orders" || ev.Source() != "nats-gateway" {
+				t.Fatalf("event %d: type %q subject %q source %q", i, ev.Type(), ev.Subject(), ev.Source())
+			}
+			if r.Subject == "orders.created" {
+				orders = append(orders, r)
+			}
+		}
+		if len(orders) < 3 {
+			return fmt.Errorf("%d orders at the sensor", len(orders))
+		}
+		return nil
+	})
+	for i, r := range orders {
+		if want := fmt.Sprintf(`{"order":%d}`, i+1); string(r.Body) != want {
+			t.Errorf("order %d body %s, want %s", i, r.Body, want)
+		}
+	}
+	if len(orders) != 3 {
+		t.Errorf("%d orders at the sensor, want 3", len(orders))
+	}
 }

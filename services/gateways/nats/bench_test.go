@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// benchWindow is how many messages the publisher may be ahead of the consumer. Core NATS
+// drops what a slow subscriber cannot hold, so an unbounded publisher would measure drops;
+// the window is far below the source's bounds, and the benchmark fails on any drop.
+const benchWindow = 1000
+
+// BenchmarkConsume measures messages per second from the broker: "raw" with nats.go's own
+// subscription (the baseline), "gateway" through the gateway server's gRPC stream. Both
+// read b.N 100-byte messages published as they go (at most benchWindow ahead). Compare
+// the two msgs/s of one run:
+//
+//	go test -run '^$' -bench Consume -benchtime 20000x ./services/gateways/nats
+func BenchmarkConsume(b *testing.B) {
+	url := natsenv.Start(b, -1)
+	pub := connect(b, url)
+	runs := 0
+	// publishing publishes n messages to subject, each after taking a credit; the consumer
+	// gives one back per message it got.
+	publishing := func(b *testing.B, subject string, n int) (credits chan struct{}, failed <-chan error) {
+		credits = make(chan struct{}, benchWindow)
+		errs := make(chan error, 1)
+		body := make([]byte, 100)
+		go func() {
+			for range n {
+				credits <- struct{}{}
+				if err := pub.Publish(subject, body); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- pub.Flush()
+		}()
+		return credits, errs
+	}
+
+	b.Run("raw", func(b *testing.B) {
+		runs++
+		subject := fmt.Sprintf("bench.raw.%d", runs)
+		nc := connect(b, url)
+		sub, err := nc.SubscribeSync(subject)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sub.SetPendingLimits(defaultPendingMsgs, defaultPendingBytes); err != nil {
+			b.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		credits, failed := publishing(b, subject, b.N)
+		for range b.N {
+			if _, err := sub.NextMsg(time.Minute); err != nil {
+				b.Fatal(err)
+			}
+			<-credits
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		if err := <-failed; err != nil {
+			b.Fatal(err)
+		}
+	})
+
+	b.Run("gateway", func(b *testing.B) {
+		runs++
+		subject := fmt.Sprintf("bench.gateway.%d", runs)
+		subs := make(chan *nats.Subscription, 1)
+		gw := newGateway()
+		gw.subscribed = func(s *nats.Subscription) { subs <- s }
+		server := testenv.StartGateway(b, gw)
+		s := testenv.OpenStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: "url: " + url + "\nsubject: " + subject})
+		sub := <-subs
+		b.ResetTimer()
+		credits, failed := publishing(b, subject, b.N)
+		for range b.N {
+			s.Next(b, time.Minute)
+			<-credits
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		b.StopTimer()
+		if err := <-failed; err != nil {
+			b.Fatal(err)
+		}
+		if dropped, _ := sub.Dropped(); dropped > 0 {
+			b.Fatalf("%d messages dropped", dropped)
+		}
+		s.Close()
+	})
+}
