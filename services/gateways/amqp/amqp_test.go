@@ -125,16 +125,12 @@ type received struct {
 	Body json.RawMessage `json:"body"`
 }
 
-// bytes is the body as sent: a JSON string is base64 of the bytes, anything else is JSON.
+// bytes is the body as sent.
 func (r received) bytes(t testing.TB) []byte {
 	t.Helper()
-	var s string
-	if json.Unmarshal(r.Body, &s) != nil {
-		return r.Body
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := testenv.BodyBytes(r.Body)
 	if err != nil {
-		t.Fatalf("body %s is a string but not base64: %v", r.Body, err)
+		t.Fatal(err)
 	}
 	return b
 }
@@ -200,31 +196,6 @@ func readN(t testing.TB, s *testenv.Stream, n int) []string {
 	return bodies
 }
 
-func values(prefix string, from, to int) []string {
-	var out []string
-	for i := from; i < to; i++ {
-		out = append(out, fmt.Sprintf("%s-%03d", prefix, i))
-	}
-	return out
-}
-
-// lossReport counts what of sent did not arrive, and what arrived more than once.
-func lossReport(sent, got []string) (lost, duplicates int) {
-	seen := map[string]int{}
-	for _, g := range got {
-		seen[g]++
-	}
-	for _, s := range sent {
-		switch n := seen[s]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			duplicates += n - 1
-		}
-	}
-	return lost, duplicates
-}
-
 func TestDeliversExactlyWhatWasPublished(t *testing.T) {
 	b := amqpenv.Start(t)
 	exchange, _ := names(t)
@@ -234,7 +205,7 @@ func TestDeliversExactlyWhatWasPublished(t *testing.T) {
 	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "orders", Data: data})
 	waitConsuming(t, b.URL, exchange, "orders.probe", s)
 
-	sent := values("order", 0, 50)
+	sent := testenv.Numbered("order", 0, 50)
 	publish(t, b.URL, exchange, "orders.created", texts(false, sent[:25]...)...)
 	publish(t, b.URL, exchange, "payments.created", texts(false, "not bound: must not arrive")...)
 	publish(t, b.URL, exchange, "orders.created", texts(false, append(sent[25:], "end")...)...)
@@ -308,7 +279,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: fanout\nbackoff: {duration: 200ms, factor: 1}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
 	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "events", Data: data})
 
-	before, after := values("event", 0, 100), values("event", 100, 200)
+	before, after := testenv.Numbered("event", 0, 100), testenv.Numbered("event", 100, 100)
 	publish(t, b.URL, exchange, "", texts(true, before...)...)
 	// Restart while the source is in the middle of the first batch.
 	got := readN(t, s, 30)
@@ -318,7 +289,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	got = append(got, rest...)
 
 	sent := append(before, after...)
-	lost, dups := lossReport(sent, got)
+	lost, dups := testenv.Losses(sent, got)
 	t.Logf("amqp across a broker restart: published %d, received %d, lost %d, duplicates %d", len(sent), len(got), lost, dups)
 	if lost != 0 {
 		t.Errorf("%d messages lost across the broker restart", lost)
@@ -368,7 +339,7 @@ func TestMessageNotHandedOverIsRedelivered(t *testing.T) {
 	b := amqpenv.Start(t)
 	exchange, queue := names(t)
 	declareQueue(t, b.URL, exchange, "direct", queue, "k")
-	sent := values("msg", 0, 10)
+	sent := testenv.Numbered("msg", 0, 10)
 	publish(t, b.URL, exchange, "k", texts(true, sent...)...)
 
 	src, err := gateway{}.Parse("redeliver", fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 10ms}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue))
@@ -390,7 +361,7 @@ func TestMessageNotHandedOverIsRedelivered(t *testing.T) {
 		t.Fatalf("Start = %v", err)
 	}
 	got, events := f.bodies()
-	if lost, dups := lossReport(sent, got); lost != 0 || dups != 0 || len(got) != len(sent) {
+	if lost, dups := testenv.Losses(sent, got); lost != 0 || dups != 0 || len(got) != len(sent) {
 		t.Fatalf("handed over %v: %d lost, %d duplicates", got, lost, dups)
 	}
 	for _, r := range events {
@@ -457,7 +428,7 @@ func TestGatewayStoppingMidHandOffLosesNothing(t *testing.T) {
 	b := amqpenv.Start(t)
 	exchange, queue := names(t)
 	declareQueue(t, b.URL, exchange, "direct", queue, "k")
-	sent := values("msg", 0, 10)
+	sent := testenv.Numbered("msg", 0, 10)
 	publish(t, b.URL, exchange, "k", texts(true, sent...)...)
 	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
 
@@ -506,7 +477,7 @@ func TestGatewayStoppingMidHandOffLosesNothing(t *testing.T) {
 	})
 	rest, events := f.bodies()
 	all := append(append([]string(nil), got...), rest...)
-	lost, dups := lossReport(sent, all)
+	lost, dups := testenv.Losses(sent, all)
 	t.Logf("amqp gateway stopped mid hand-off: published %d, delivered %d before and %d after, lost %d, duplicates %d", len(sent), len(got), len(rest), lost, dups)
 	if lost != 0 || dups != 0 {
 		t.Errorf("delivered %v then %v: %d lost, %d duplicates", got, rest, lost, dups)

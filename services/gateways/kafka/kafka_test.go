@@ -117,16 +117,12 @@ type received struct {
 	Body      json.RawMessage   `json:"body"`
 }
 
-// bytes is the body as sent: a JSON string is base64 of the bytes, anything else is JSON.
+// bytes is the body as sent.
 func (r received) bytes(t testing.TB) []byte {
 	t.Helper()
-	var s string
-	if json.Unmarshal(r.Body, &s) != nil {
-		return r.Body
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := testenv.BodyBytes(r.Body)
 	if err != nil {
-		t.Fatalf("body %s is a string but not base64: %v", r.Body, err)
+		t.Fatal(err)
 	}
 	return b
 }
@@ -189,31 +185,6 @@ func readN(t testing.TB, s *testenv.Stream, n int) []string {
 	return bodies
 }
 
-func values(prefix string, from, to int) []string {
-	var out []string
-	for i := from; i < to; i++ {
-		out = append(out, fmt.Sprintf("%s-%03d", prefix, i))
-	}
-	return out
-}
-
-// lossReport counts what of sent did not arrive, and what arrived more than once.
-func lossReport(sent, got []string) (lost, duplicates int) {
-	seen := map[string]int{}
-	for _, g := range got {
-		seen[g]++
-	}
-	for _, s := range sent {
-		switch n := seen[s]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			duplicates += n - 1
-		}
-	}
-	return lost, duplicates
-}
-
 func TestPartitionDeliversExactlyWhatWasPublished(t *testing.T) {
 	b := startBroker(t, map[string]int32{"orders": 1})
 	gw := testenv.StartGateway(t, gateway{})
@@ -221,7 +192,7 @@ func TestPartitionDeliversExactlyWhatWasPublished(t *testing.T) {
 	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "orders", Data: fmt.Sprintf("url: %s\ntopic: orders\npartition: \"0\"", b.addr())})
 	waitConsuming(t, b, "orders", s)
 
-	sent := values("order", 0, 50)
+	sent := testenv.Numbered("order", 0, 50)
 	b.produceValues("orders", append(sent, "end")...)
 	got, events := readUntil(t, s, "end")
 	if strings.Join(got, ",") != strings.Join(sent, ",") {
@@ -289,7 +260,7 @@ func TestConsumerGroupResumesFromTheCommittedOffset(t *testing.T) {
 	gw := testenv.StartGateway(t, gateway{})
 	es := &gateways.EventSource{Name: "jobs", Data: fmt.Sprintf("url: %s\ntopic: jobs\nconsumerGroup:\n  groupName: workers\n  oldest: true", b.addr())}
 
-	first := values("job", 0, 20)
+	first := testenv.Numbered("job", 0, 20)
 	b.produceValues("jobs", append(first, "end-1")...)
 	s := testenv.OpenStream(t, gw.Client, es)
 	if got, _ := readUntil(t, s, "end-1"); strings.Join(got, ",") != strings.Join(first, ",") {
@@ -304,7 +275,7 @@ func TestConsumerGroupResumesFromTheCommittedOffset(t *testing.T) {
 		return nil
 	})
 
-	second := values("job", 20, 40)
+	second := testenv.Numbered("job", 20, 20)
 	b.produceValues("jobs", append(second, "end-2")...)
 	s = testenv.OpenStream(t, gw.Client, es)
 	got, events := readUntil(t, s, "end-2")
@@ -334,7 +305,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 			if !tc.oldest {
 				waitConsuming(t, b, "events", s)
 			}
-			before, after := values("event", 0, 100), values("event", 100, 200)
+			before, after := testenv.Numbered("event", 0, 100), testenv.Numbered("event", 100, 100)
 			b.produceValues("events", before...)
 			// Restart while the source is in the middle of the first batch.
 			got := readN(t, s, 30)
@@ -344,7 +315,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 			got = append(got, rest...)
 
 			sent := append(before, after...)
-			lost, dups := lossReport(sent, got)
+			lost, dups := testenv.Losses(sent, got)
 			t.Logf("kafka %s across a broker restart: published %d, received %d, lost %d, duplicates %d", tc.name, len(sent), len(got), lost, dups)
 			if lost != 0 {
 				t.Errorf("%d records lost across the broker restart", lost)
