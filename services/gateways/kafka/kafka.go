@@ -45,7 +45,8 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 //
 // body is the record's value: the JSON itself when the source sets jsonBody and the value
 // is JSON, otherwise the bytes in base64, so binary values arrive intact. key and header
-// values are text. The CloudEvent's time is the record's timestamp.
+// values are text; of a header key given twice, the last value is kept. The CloudEvent's
+// time is the record's timestamp.
 type message struct {
 	Topic     string            `json:"topic"`
 	Partition int32             `json:"partition"`
@@ -148,7 +149,10 @@ const errorLogPeriod = 10 * time.Second
 
 // groupSession consumes as a member of the consumer group. A record's offset is marked
 // only after emit returned, and sarama commits marked offsets every second and when the
-// session ends: what was not handed over is delivered again after any restart.
+// session ends: what was not handed over is delivered again after any restart, and what
+// was handed over in the last second before a crash or a broker loss may come twice
+// (at-least-once). sarama rides out a short broker loss by itself; a longer one ends the
+// group session, and Reconnect starts a new one.
 func (s *source) groupSession(emit server.Emit) server.Session {
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
