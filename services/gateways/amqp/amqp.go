@@ -41,7 +41,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 	}}, nil
 }
 
-// message is the event payload of one AMQP message, in JSON:
+// payload is the event payload of one AMQP message, in JSON:
 //
 //	{"exchange": "orders", "routingKey": "order.created", "contentType": "application/json",
 //	 "contentEncoding": "", "headers": {"x-trace": "abc"}, "messageId": "m-1",
@@ -54,7 +54,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 // bodies arrive intact. headers are the message's header table as JSON (byte arrays as
 // base64). redelivered is true for a message the broker sent before and got back
 // unacknowledged: it may have reached the client already.
-type message struct {
+type payload struct {
 	Exchange        string         `json:"exchange"`
 	RoutingKey      string         `json:"routingKey"`
 	ContentType     string         `json:"contentType,omitempty"`
@@ -174,7 +174,7 @@ func (s *source) declare(ch *amqp.Channel) (string, error) {
 
 // send emits one delivery; the error is the stream's, and means it was not handed over.
 func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery) error {
-	ev, err := server.JSONEvent(message{
+	ev, err := server.JSONEvent(payload{
 		Exchange: d.Exchange, RoutingKey: d.RoutingKey, ContentType: d.ContentType,
 		ContentEncoding: d.ContentEncoding, Headers: headers(d.Headers), MessageID: d.MessageId,
 		CorrelationID: d.CorrelationId, ReplyTo: d.ReplyTo, Type: d.Type, AppID: d.AppId,

@@ -119,9 +119,9 @@ func declareQueue(t testing.TB, url, exchange, kind, queue, key string) {
 	})
 }
 
-// received is the test's view of an event payload: message, with the body undecoded.
+// received is the test's view of an event payload, with the body undecoded.
 type received struct {
-	message
+	payload
 	Body json.RawMessage `json:"body"`
 }
 
@@ -215,7 +215,7 @@ func TestDeliversExactlyWhatWasPublished(t *testing.T) {
 	}
 	for i, r := range events {
 		if r.Exchange != exchange || r.RoutingKey != "orders.created" || r.DeliveryTag == 0 || r.Redelivered {
-			t.Errorf("event %d metadata: %+v", i, r.message)
+			t.Errorf("event %d metadata: %+v", i, r.payload)
 		}
 	}
 }
@@ -260,7 +260,7 @@ func TestPayloadCarriesMetadataAndIntactBodies(t *testing.T) {
 			headers, _ := json.Marshal(r.Headers)
 			if r.Exchange != exchange || r.RoutingKey != "k" || r.ContentType != "application/octet-stream" || r.MessageID != "m-1" ||
 				r.CorrelationID != "c-1" || !r.Timestamp.Equal(at) || string(headers) != `{"n":7,"nested":{"ok":true},"trace":"abc"}` {
-				t.Errorf("metadata = %+v, headers %s", r.message, headers)
+				t.Errorf("metadata = %+v, headers %s", r.payload, headers)
 			}
 			if !ev.GetTime().AsTime().Equal(at) {
 				t.Errorf("event time %v, want the message's timestamp %v", ev.GetTime().AsTime(), at)
@@ -366,7 +366,7 @@ func TestMessageNotHandedOverIsRedelivered(t *testing.T) {
 	}
 	for _, r := range events {
 		if string(r.bytes(t)) == "msg-004" && !r.Redelivered {
-			t.Errorf("msg-004 came back without the redelivered flag: %+v", r.message)
+			t.Errorf("msg-004 came back without the redelivered flag: %+v", r.payload)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 	return &source{cfg: cfg, sarama: sc}, nil
 }
 
-// message is the event payload of one Kafka record, in JSON:
+// payload is the event payload of one Kafka record, in JSON:
 //
 //	{"topic": "orders", "partition": 0, "offset": 42, "key": "order-7",
 //	 "headers": {"trace-id": "abc"}, "timestamp": "2026-01-02T15:04:05.123Z", "body": ...}
@@ -47,7 +47,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 // is JSON, otherwise the bytes in base64, so binary values arrive intact. key and header
 // values are text; of a header key given twice, the last value is kept. The CloudEvent's
 // time is the record's timestamp.
-type message struct {
+type payload struct {
 	Topic     string            `json:"topic"`
 	Partition int32             `json:"partition"`
 	Offset    int64             `json:"offset"`
@@ -72,7 +72,7 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 
 // send emits one record; the error is the stream's, and means the record was not handed over.
 func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerMessage) error {
-	p := message{
+	p := payload{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key),
 		Timestamp: m.Timestamp, Body: server.MessageBody(m.Value, s.cfg.JSONBody),
 	}

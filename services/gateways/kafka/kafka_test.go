@@ -106,7 +106,7 @@ func (b *broker) committed(group, topic string) int64 {
 	return resp.GetBlock(topic, 0).Offset
 }
 
-// received is the test's view of an event payload: message, with the body undecoded.
+// received is the test's view of an event payload, with the body undecoded.
 type received struct {
 	Topic     string            `json:"topic"`
 	Partition int32             `json:"partition"`
