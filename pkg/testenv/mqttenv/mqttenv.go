@@ -5,6 +5,7 @@ package mqttenv
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -35,6 +36,7 @@ type Broker struct {
 type options struct {
 	users         map[string]string
 	writesPending int32
+	tls           *tls.Config
 }
 
 // Option changes how the broker runs.
@@ -55,6 +57,11 @@ func WithUser(username, password string) Option {
 // faster than a consumer reads raise it so that nothing is dropped.
 func WithMaxWritesPending(n int32) Option {
 	return func(o *options) { o.writesPending = n }
+}
+
+// WithTLS makes the broker accept TLS connections only, with cfg; URL is then ssl://.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) { o.tls = cfg }
 }
 
 // Start runs a broker on a free loopback port until the test ends.
@@ -80,7 +87,7 @@ func (b *Broker) start(addr string) error {
 	if err := srv.AddHook(&authHook{users: b.opts.users}, nil); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
 	}
-	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: addr})
+	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: addr, TLSConfig: b.opts.tls})
 	if err := srv.AddListener(tcp); err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -92,6 +99,9 @@ func (b *Broker) start(addr string) error {
 	b.srv = srv
 	b.Addr = tcp.Address()
 	b.URL = "tcp://" + b.Addr
+	if b.opts.tls != nil {
+		b.URL = "ssl://" + b.Addr
+	}
 	b.mu.Unlock()
 	return nil
 }

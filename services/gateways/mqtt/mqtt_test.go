@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -470,4 +471,14 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 			t.Errorf("event %d: type %q subject %q source %q payload %s", i, ev.Type(), ev.Subject(), ev.Source(), ev.Data())
 		}
 	}
+}
+
+func TestTLS(t *testing.T) {
+	cert, caPath := testenv.LoopbackCert(t)
+	broker := mqttenv.Start(t, mqttenv.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	gw := testenv.StartGateway(t, gateway{})
+	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: secure\ntls: {caCertPath: %s}\n%s", broker.URL, caPath, fastBackoff))
+	waitSubscribed(t, broker, "secure")
+	publish(t, broker, "secure", "m", 3, 1)
+	expect(t, ch, "secure", "m", 3)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -443,4 +444,16 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	if len(orders) != 3 {
 		t.Errorf("%d orders at the sensor, want 3", len(orders))
 	}
+}
+
+func TestTLS(t *testing.T) {
+	cert, caPath := testenv.LoopbackCert(t)
+	ns := natsenv.StartServer(t, &natsserver.Options{Port: -1, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, TLSTimeout: 5})
+	url := strings.Replace(ns.ClientURL(), "nats://", "tls://", 1)
+	gw := testenv.StartGateway(t, newGateway())
+	ch := events(t, gw, fmt.Sprintf("url: %s\nsubject: secure\ntls: {caCertPath: %s}\n%s", url, caPath, fastBackoff))
+	nc := connect(t, url, nats.RootCAs(caPath))
+	waitSubscribed(t, nc, ch, "secure")
+	publish(t, nc, "secure", "m", 3)
+	expect(t, ch, "secure", "m", 3)
 }
