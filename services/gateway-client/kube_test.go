@@ -1,0 +1,316 @@
+//go:build kubemode
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
+	"github.com/eventgate/eventgate/pkg/dispatch"
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(kubeenv.Run(m)) }
+
+var (
+	rolesGVR        = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}
+	roleBindingsGVR = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+)
+
+// kubeTest is a namespace of its own on the shared API server, with the Gateway CRD.
+type kubeTest struct {
+	env *kubeenv.Env
+	dyn dynamic.Interface
+	ns  string
+}
+
+func newKubeTest(t *testing.T) *kubeTest {
+	env := kubeenv.Shared(t)
+	env.InstallCRDs(t, "../../deploy/helm/eventgate/crds/argoproj.io_gateways.yaml")
+	return &kubeTest{env: env, dyn: kubeenv.Dynamic(t, env.Admin), ns: env.Namespace(t)}
+}
+
+// create creates the object of a YAML manifest in the test's namespace.
+func (k *kubeTest) create(t *testing.T, gvr schema.GroupVersionResource, manifest string) {
+	t.Helper()
+	var obj map[string]any
+	if err := yaml.Unmarshal([]byte(manifest), &obj); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.dyn.Resource(gvr).Namespace(k.ns).Create(context.Background(), &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create %s: %v", gvr.Resource, err)
+	}
+}
+
+func (k *kubeTest) patch(t *testing.T, gvr schema.GroupVersionResource, name, patch string) {
+	t.Helper()
+	if _, err := k.dyn.Resource(gvr).Namespace(k.ns).Patch(context.Background(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("patch %s %s: %v", gvr.Resource, name, err)
+	}
+}
+
+func (k *kubeTest) gatewayStatus(name string) (v1alpha1.GatewayStatus, error) {
+	u, err := k.dyn.Resource(gatewaysGVR).Namespace(k.ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return v1alpha1.GatewayStatus{}, err
+	}
+	var gw v1alpha1.Gateway
+	err = runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &gw)
+	return gw.Status, err
+}
+
+// nodes describes the Gateway's status nodes as "name=Phase" in name order, and checks that
+// each is keyed by its stable ID.
+func (k *kubeTest) nodes(name string) (string, map[string]v1alpha1.NodeStatus, error) {
+	st, err := k.gatewayStatus(name)
+	if err != nil {
+		return "", nil, err
+	}
+	byName := map[string]v1alpha1.NodeStatus{}
+	var out []string
+	for id, n := range st.Nodes {
+		if id != n.ID {
+			return "", nil, fmt.Errorf("node %s has id %s", id, n.ID)
+		}
+		if n.ID == v1alpha1.NodeID(name, n.Name) {
+			byName[n.Name] = n
+		}
+		out = append(out, n.Name+"="+string(n.Phase))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " "), byName, nil
+}
+
+// grant binds the test user to exactly the rules the README lists for the client, so the
+// client runs with no more rights than a pod would have.
+func (k *kubeTest) grant(t *testing.T, gatewayVerbs ...string) *rest.Config {
+	t.Helper()
+	k.create(t, rolesGVR, clientRole(gatewayVerbs...))
+	k.create(t, roleBindingsGVR, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: gateway-client}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: gateway-client}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}
+`, k.env.UserName))
+	return k.env.User
+}
+
+// clientRole is the README's Role for the client, with the given verbs on gateways.
+func clientRole(gatewayVerbs ...string) string {
+	return fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: gateway-client}
+rules:
+- apiGroups: [argoproj.io]
+  resources: [gateways]
+  verbs: [%s]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, watch]
+`, strings.Join(gatewayVerbs, ", "))
+}
+
+func eventSourcesManifest(sources map[string]string) string {
+	m := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: every-event-source\ndata:\n"
+	for k, v := range sources {
+		m += fmt.Sprintf("  %s: %q\n", k, v)
+	}
+	return m
+}
+
+// startKube runs the client in Kubernetes mode until the test ends; the returned channel
+// gives runKube's result.
+func startKube(t *testing.T, cfg clientConfig, rc *rest.Config) (stop func() error) {
+	return startKubeLogging(t, cfg, rc, testenv.Logger(t))
+}
+
+func startKubeLogging(t *testing.T, cfg clientConfig, rc *rest.Config, log *slog.Logger) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runKube(ctx, cfg, rc, log) }()
+	var result error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			result = <-done
+		}
+		return result
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func TestKubernetesModeFollowsTheConfigMap(t *testing.T) {
+	k := newKubeTest(t)
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	k.create(t, gatewaysGVR, gatewayManifest)
+	// A node left by an earlier run of the client, for a source that is gone since.
+	k.patch(t, gatewaysGVR, "every-gateway", `{"status":{"nodes":{"every-gateway-1":{"id":"every-gateway-1","name":"gone","displayName":"gone","phase":"Running"}}}}`)
+	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms", "garbage": "every: [oops"}))
+
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.restartBackoff = dispatch.Backoff{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 2}
+	stop := startKube(t, cfg, k.grant(t, "get", "patch"))
+
+	waitNodes := func(want string, check func(map[string]v1alpha1.NodeStatus) error) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+			got, byName, err := k.nodes("every-gateway")
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("nodes %q, want %q", got, want)
+			}
+			if check != nil {
+				return check(byName)
+			}
+			return nil
+		})
+	}
+	waitEvents := func(source string, n int) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
+			if got := countBySubject(sensor)[source]; got < n {
+				return fmt.Errorf("%d events from %s, want %d", got, source, n)
+			}
+			return nil
+		})
+	}
+
+	// The good source runs; the garbage one is an Error node with the server's reason; the
+	// earlier run's node is gone.
+	waitNodes("a=Running garbage=Error", func(nodes map[string]v1alpha1.NodeStatus) error {
+		a, g := nodes["a"], nodes["garbage"]
+		if a.StartedAt.IsZero() || a.UpdateTime.IsZero() || !strings.HasPrefix(a.Message, "running on ") {
+			return fmt.Errorf("node a: %+v", a)
+		}
+		if !strings.HasPrefix(g.Message, "invalid: every: invalid configuration: yaml: ") {
+			return fmt.Errorf("node garbage: %+v, want the server's reason", g)
+		}
+		return nil
+	})
+	waitEvents("a", 5)
+
+	// A key added: it starts.
+	k.patch(t, configMapsGVR, "every-event-source", `{"data":{"b":"every: 5ms"}}`)
+	waitNodes("a=Running b=Running garbage=Error", nil)
+	waitEvents("b", 5)
+
+	// A key deleted: its node goes and its events stop.
+	k.patch(t, configMapsGVR, "every-event-source", `{"data":{"a":null}}`)
+	waitNodes("b=Running garbage=Error", nil)
+	before := countBySubject(sensor)["a"]
+	waitEvents("b", countBySubject(sensor)["b"]+20)
+	if after := countBySubject(sensor)["a"]; after > before+2 {
+		t.Errorf("a still delivering after its key was deleted: %d -> %d", before, after)
+	}
+
+	// The ConfigMap deleted: every node goes.
+	if err := k.dyn.Resource(configMapsGVR).Namespace(k.ns).Delete(context.Background(), "every-event-source", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitNodes("", nil)
+	if err := stop(); err != nil {
+		t.Errorf("runKube: %v", err)
+	}
+}
+
+// A status write that fails (here: the client may not patch the Gateway yet) is retried
+// until it succeeds.
+func TestKubernetesModeRetriesAFailedStatusWrite(t *testing.T) {
+	k := newKubeTest(t)
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	k.create(t, gatewaysGVR, gatewayManifest)
+	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
+	rc := k.grant(t, "get")
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	startKubeLogging(t, cfg, rc, slog.New(slog.NewTextHandler(&logs, nil)))
+	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), "Gateway status nodes not written: retrying") {
+			return fmt.Errorf("no failed write yet; log:\n%s", logs.String())
+		}
+		return nil
+	})
+	if _, _, err := k.nodes("every-gateway"); err != nil {
+		t.Fatal(err)
+	}
+	var role map[string]any
+	if err := yaml.Unmarshal([]byte(clientRole("get", "patch")), &role); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := json.Marshal(map[string]any{"rules": role["rules"]})
+	k.patch(t, rolesGVR, "gateway-client", string(rules))
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		got, _, err := k.nodes("every-gateway")
+		if err == nil && got != "a=Running" {
+			err = fmt.Errorf("nodes %q, want a=Running", got)
+		}
+		return err
+	})
+}
+
+func TestKubernetesModeRefusesAGatewayWithoutWatchers(t *testing.T) {
+	k := newKubeTest(t)
+	k.create(t, gatewaysGVR, strings.Replace(gatewayManifest, "  watchers:\n    sensors:\n      - name: every-sensor\n", "", 1))
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = runKube(ctx, cfg, k.grant(t, "get", "patch"), testenv.Logger(t))
+	want := "Gateway " + k.ns + "/every-gateway cannot run: spec.watchers: required"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("runKube = %v, want %q...", err, want)
+	}
+	st, err2 := k.gatewayStatus("every-gateway")
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	if st.Phase != v1alpha1.NodePhaseError || st.Message != "gateway-client: "+err.Error() {
+		t.Errorf("status %s %q, want Error with %q", st.Phase, st.Message, err)
+	}
+}
+
+// The whole command line, kubeconfig file included: a missing Gateway is named.
+func TestKubernetesModeNamesAMissingGateway(t *testing.T) {
+	k := newKubeTest(t)
+	err := run(context.Background(), []string{"--kubeconfig", k.env.AdminKubeconfig, "--gateway-name", "nope", "--namespace", k.ns, "--metrics-address", ""})
+	if want := "Gateway " + k.ns + "/nope not found"; err == nil || err.Error() != want {
+		t.Fatalf("run = %v, want %q", err, want)
+	}
+}
