@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/eventgate/eventgate/pkg/config"
@@ -70,7 +71,8 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 		"tls", rt.tls != nil, "auth", rt.tokenSum != nil, "url", rt.url)
 	select {
 	case <-ctx.Done():
-		log.Info("webhook route inactive", "method", rt.method, "endpoint", rt.endpoint, "port", rt.port)
+		log.Info("webhook route inactive", "method", rt.method, "endpoint", rt.endpoint, "port", rt.port,
+			"requestsWaiting", rt.waiting.Load())
 		return nil
 	case <-ps.served:
 		return ps.failure()
@@ -87,6 +89,9 @@ type route struct {
 	// still waiting for the stream.
 	ctx context.Context
 	log *slog.Logger
+	// waiting counts the requests waiting for the stream; those still waiting when the
+	// route goes are answered 503.
+	waiting atomic.Int64
 }
 
 // ServeHTTP answers 200 only once the event is on the client's stream, so a 200 is never
@@ -122,7 +127,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// removed, caller gone, or the stream held back past streamTimeout. An event already
 	// being written when the timeout passes is waited for: answering 503 then would make
 	// the caller resend an event that arrives anyway.
-	if err := rt.emit(ctx, ev); err != nil {
+	rt.waiting.Add(1)
+	err = rt.emit(ctx, ev)
+	rt.waiting.Add(-1)
+	if err != nil {
 		reason := err.Error()
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = fmt.Sprintf("the event stream did not take the event within %s", rt.streamTimeout)
