@@ -103,14 +103,22 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	if err != nil {
 		return err
 	}
-	// The default handler, not one given to Subscribe: a resumed session's queued messages
-	// may arrive before Subscribe returns, and a message without a handler is neither
-	// delivered nor acknowledged.
-	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+	// The handler is routed before connecting, not given to Subscribe: a resumed session's
+	// queued messages may arrive before Subscribe returns, and a message without a handler
+	// is neither delivered nor acknowledged.
+	handle := func(_ paho.Client, m paho.Message) {
 		select {
 		case msgs <- m:
 		case <-done:
 		}
+	}
+	// A kept session may also hold subscriptions of an earlier configuration of this
+	// clientId (another topic): their messages are not this source's. Acknowledged, so the
+	// broker does not send them again and again; the stale subscription stays until the
+	// session is cleaned.
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		log.Warn("message from a subscription this source did not make: dropped", "topic", m.Topic(), "subscribedTo", s.cfg.Topic)
+		m.Ack()
 	})
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		select {
@@ -119,6 +127,7 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		}
 	})
 	client := paho.NewClient(opts)
+	client.AddRoute(s.cfg.Topic, handle)
 	connect := client.Connect()
 	if err := wait(ctx, connect); err != nil {
 		if ctx.Err() != nil {

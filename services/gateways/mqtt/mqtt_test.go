@@ -482,3 +482,32 @@ func TestTLS(t *testing.T) {
 	publish(t, broker, "secure", "m", 3, 1)
 	expect(t, ch, "secure", "m", 3)
 }
+
+// A source whose clientId kept a session subscribed to another topic (an earlier
+// configuration) delivers its own topic only.
+func TestKeptSessionOfAnotherTopic(t *testing.T) {
+	broker := mqttenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	ctx, stop := context.WithCancel(t.Context())
+	old := events(ctx, t, gw, fmt.Sprintf("url: %s\ntopic: old\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
+	waitSubscribed(t, broker, "old")
+	publish(t, broker, "old", "o", 1, 1)
+	expect(t, old, "old", "o", 1)
+	stop()
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if broker.Connected("reconfigured") {
+			return fmt.Errorf("first source still connected")
+		}
+		return nil
+	})
+
+	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: new\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
+	waitSubscribed(t, broker, "new")
+	if !broker.Subscribed("old") {
+		t.Fatal("the kept session lost its old subscription: this test tests nothing")
+	}
+	publish(t, broker, "old", "stale", 5, 1)
+	publish(t, broker, "new", "n", 5, 1)
+	expect(t, ch, "new", "n", 5)
+	expectNothingQueued(t, ch)
+}
