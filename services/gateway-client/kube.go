@@ -59,15 +59,15 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	}
 	var gw v1alpha1.Gateway
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &gw); err != nil {
-		return failGateway(ctx, gateways, &gw, ref, fmt.Errorf("Gateway %s does not decode: %w", ref, err), log)
+		return failGateway(ctx, gateways, cfg.gatewayName, ref, fmt.Errorf("Gateway %s does not decode: %w", ref, err), log)
 	}
 	gw.Default()
 	if err := gw.Validate(); err != nil {
-		return failGateway(ctx, gateways, &gw, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
+		return failGateway(ctx, gateways, cfg.gatewayName, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
 	}
 	cmNamespace, cmName, err := gw.Spec.EventSourceRef(gw.Namespace)
 	if err != nil {
-		return failGateway(ctx, gateways, &gw, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
+		return failGateway(ctx, gateways, cfg.gatewayName, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
 	}
 	log = log.With("gateway", ref)
 
@@ -76,7 +76,7 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	cfg.namespace = gw.Namespace
 	c, err := startClient(ctx, cfg, &gw, log, nodes.changed)
 	if err != nil {
-		return failGateway(ctx, gateways, &gw, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
+		return failGateway(ctx, gateways, cfg.gatewayName, ref, fmt.Errorf("Gateway %s cannot run: %w", ref, err), log)
 	}
 	defer c.close()
 	nodes.statuses = c.sup.Statuses
@@ -142,12 +142,12 @@ func configMapInformer(configMaps dynamic.ResourceInterface, name string) cache.
 
 // failGateway marks the Gateway as failed, with the reason, and returns the reason: the
 // user sees it in `kubectl get gateway` as well as in the client's log.
-func failGateway(ctx context.Context, gateways dynamic.ResourceInterface, gw *v1alpha1.Gateway, ref string, reason error, log *slog.Logger) error {
+func failGateway(ctx context.Context, gateways dynamic.ResourceInterface, name, ref string, reason error, log *slog.Logger) error {
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
 		"phase":   v1alpha1.NodePhaseError,
 		"message": "gateway-client: " + reason.Error(),
 	}})
-	if _, err := gateways.Patch(ctx, gw.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := gateways.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		log.Error("could not write the Gateway's Error status", "gateway", ref, "error", err)
 	}
 	return reason
