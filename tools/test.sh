@@ -31,12 +31,14 @@ step "test servers: kube-apiserver + etcd (built once, cached by version), Rabbi
 eval "$(tools/testservers/build.sh --env)"
 eval "$(tools/testservers/rabbitmq.sh start --watch-pid $$)"
 trap 'tools/testservers/rabbitmq.sh stop >/dev/null 2>&1 || true' EXIT
+# The AMQP broker-restart test restarts that node with the same script.
+export EVENTGATE_RABBITMQ_SCRIPT="$PWD/tools/testservers/rabbitmq.sh"
 # A test whose server is missing fails here instead of skipping.
 export EVENTGATE_REQUIRE_TEST_SERVERS=1
 
 step "bazel test //... (builds every binary and image too)"
 test_env=()
-for v in EVENTGATE_KUBE_APISERVER EVENTGATE_ETCD EVENTGATE_AMQP_URL EVENTGATE_AMQP_CTL EVENTGATE_REQUIRE_TEST_SERVERS; do
+for v in EVENTGATE_KUBE_APISERVER EVENTGATE_ETCD EVENTGATE_AMQP_URL EVENTGATE_AMQP_CTL EVENTGATE_RABBITMQ_SCRIPT EVENTGATE_REQUIRE_TEST_SERVERS; do
   test_env+=("--test_env=$v")
 done
 tools/bazel test "${test_env[@]}" //...
