@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/eventgate/eventgate/pkg/config"
@@ -92,6 +93,9 @@ type route struct {
 	// waiting counts the requests waiting for the stream; those still waiting when the
 	// route goes are answered 503.
 	waiting atomic.Int64
+	// refused counts 503s since the last warning, lastWarned is its time (Unix ns): under
+	// sustained back-pressure a warning per request would cost CPU when there is none.
+	refused, lastWarned atomic.Int64
 }
 
 // ServeHTTP answers 200 only once the event is on the client's stream, so a 200 is never
@@ -135,12 +139,26 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			reason = fmt.Sprintf("the event stream did not take the event within %s", rt.streamTimeout)
 		}
-		rt.log.Warn("webhook event not delivered: answered 503", "method", r.Method, "endpoint", rt.endpoint, "reason", reason)
+		rt.warnRefused(reason)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "event not delivered, retry: "+reason, http.StatusServiceUnavailable)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// warnRefused logs a refusal, at most once a second per route, with the number of refusals
+// the warning stands for.
+func (rt *route) warnRefused(reason string) {
+	n := rt.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := rt.lastWarned.Load()
+	if now-last < int64(time.Second) || !rt.lastWarned.CompareAndSwap(last, now) {
+		return
+	}
+	rt.refused.Add(-n)
+	rt.log.Warn("webhook events not delivered: answered 503", "method", rt.method, "endpoint", rt.endpoint,
+		"requests", n, "reason", reason)
 }
 
 // authorized compares the Bearer token in constant time: hashing both sides first also

@@ -154,10 +154,14 @@ func TestRequests(t *testing.T) {
 	port := freePort(t)
 	base := "http://127.0.0.1:" + port
 	es := startSource(t, gw, "hook", `{endpoint: /hook, port: "`+port+`", method: POST}`)
+	// Any RFC 7231 method, not only the registered ones.
+	purge := startSource(t, gw, "purge", `{endpoint: /cache, port: "`+port+`", method: PURGE}`)
 	waitActive(t, client, base+"/hook")
+	waitActive(t, client, base+"/cache")
 
 	tests := []struct {
 		name, method, path string
+		source             *eventSource // the stream the event arrives on (es when nil)
 		body               []byte
 		header             []string
 		wantStatus         int
@@ -171,6 +175,8 @@ func TestRequests(t *testing.T) {
 		{name: "empty body", method: "POST", path: "/hook", wantStatus: 200, wantBody: `""`},
 		{name: "binary body", method: "POST", path: "/hook", body: []byte{0xff, 0x00, 0xfe}, wantStatus: 200, wantBody: `"/wD+"`, wantEncoding: "base64"},
 		{name: "wrong method", method: "GET", path: "/hook", wantStatus: 405, wantAllow: "POST"},
+		{name: "custom method", method: "PURGE", path: "/cache", body: []byte(`["a"]`), wantStatus: 200, wantBody: `["a"]`, source: purge},
+		{name: "wrong method on the custom route", method: "POST", path: "/cache", wantStatus: 405, wantAllow: "PURGE"},
 		{name: "unknown path", method: "POST", path: "/other", body: []byte("x"), wantStatus: 404},
 		{name: "path is exact", method: "POST", path: "/hook/", body: []byte("x"), wantStatus: 404},
 		{name: "health", method: "GET", path: "/health", wantStatus: 200},
@@ -187,8 +193,12 @@ func TestRequests(t *testing.T) {
 			if tc.wantBody == "" {
 				return
 			}
-			ev := es.next(t)
-			if ev.GetName() != "hook" || ev.GetId() == "" {
+			src, name := es, "hook"
+			if tc.source != nil {
+				src, name = tc.source, "purge"
+			}
+			ev := src.next(t)
+			if ev.GetName() != name || ev.GetId() == "" {
 				t.Errorf("event name %q id %q", ev.GetName(), ev.GetId())
 			}
 			p := decodePayload(t, ev)
@@ -202,10 +212,8 @@ func TestRequests(t *testing.T) {
 			}
 		})
 	}
-	select {
-	case ev := <-es.events:
-		t.Errorf("unexpected event %s", ev.GetPayload())
-	default:
+	if n := len(es.events) + len(purge.events); n != 0 {
+		t.Errorf("%d unexpected events", n)
 	}
 }
 
