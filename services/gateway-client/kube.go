@@ -1,5 +1,3 @@
-//go:build kubemode
-
 package main
 
 import (

@@ -1,5 +1,3 @@
-//go:build kubemode
-
 // Package kubeenv runs a real kube-apiserver and etcd for tests, once per test process,
 // on random loopback ports: Kubernetes-mode code is tested against the API server's real
 // behaviour (watches, field selectors, merge patches, RBAC), not a fake clientset.
