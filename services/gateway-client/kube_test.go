@@ -41,14 +41,14 @@ type kubeTest struct {
 	ns  string
 }
 
-func newKubeTest(t *testing.T) *kubeTest {
+func newKubeTest(t testing.TB) *kubeTest {
 	env := kubeenv.Shared(t)
 	env.InstallCRDs(t, "../../deploy/helm/eventgate/crds/argoproj.io_gateways.yaml")
 	return &kubeTest{env: env, dyn: kubeenv.Dynamic(t, env.Admin), ns: env.Namespace(t)}
 }
 
 // create creates the object of a YAML manifest in the test's namespace.
-func (k *kubeTest) create(t *testing.T, gvr schema.GroupVersionResource, manifest string) {
+func (k *kubeTest) create(t testing.TB, gvr schema.GroupVersionResource, manifest string) {
 	t.Helper()
 	var obj map[string]any
 	if err := yaml.Unmarshal([]byte(manifest), &obj); err != nil {

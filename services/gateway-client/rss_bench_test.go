@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/services/gateway-client/supervisor"
@@ -21,7 +22,9 @@ import (
 // BenchmarkClientRSS runs the real gateway-client binary (go build, with the GOFLAGS of the
 // run) against an in-process gateway server with 1 and with 1,000 idle event sources, and
 // reports the process's resident memory once every source runs, beside the Go heap it
-// reports itself: RSS - heap is the runtime, stacks and the binary's pages.
+// reports itself: RSS - heap is the runtime, stacks and the binary's pages. In local mode
+// the sources come from a file; in Kubernetes mode from a ConfigMap on a real API server,
+// and the measure is taken once the Gateway's status has a Running node per source.
 //
 //	go test -run '^$' -bench ClientRSS -benchtime 1x ./services/gateway-client/
 func BenchmarkClientRSS(b *testing.B) {
@@ -32,15 +35,17 @@ func BenchmarkClientRSS(b *testing.B) {
 	if st, err := os.Stat(bin); err == nil {
 		b.Logf("binary: %.1f MiB", float64(st.Size())/(1<<20))
 	}
-	for _, n := range []int{1, 1000} {
-		b.Run(fmt.Sprintf("sources=%d", n), func(b *testing.B) {
-			for range b.N {
-				m := clientMemory(b, bin, n)
-				b.ReportMetric(float64(m.rss)/(1<<20), "rssMiB")
-				b.ReportMetric(m.heapInuse/(1<<20), "heapInuseMiB")
-				b.ReportMetric(m.goroutines, "goroutines")
-			}
-		})
+	for _, mode := range []string{"local", "kubernetes"} {
+		for _, n := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("mode=%s/sources=%d", mode, n), func(b *testing.B) {
+				for range b.N {
+					m := clientMemory(b, bin, mode, n)
+					b.ReportMetric(float64(m.rss)/(1<<20), "rssMiB")
+					b.ReportMetric(m.heapInuse/(1<<20), "heapInuseMiB")
+					b.ReportMetric(m.goroutines, "goroutines")
+				}
+			})
+		}
 	}
 }
 
@@ -50,26 +55,51 @@ type memory struct {
 }
 
 // clientMemory starts the client with n sources and measures it once all n run.
-func clientMemory(b *testing.B, bin string, n int) memory {
+func clientMemory(b *testing.B, bin, mode string, n int) memory {
 	gw := testenv.StartGateway(b, everyGateway{})
 	sensor := testenv.StartSensor(b, sensorsink.Endpoints{})
-	dir := b.TempDir()
-	gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
-	if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	var cm strings.Builder
-	cm.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: every-event-source\ndata:\n")
+	sources := map[string]string{}
 	for i := range n {
-		fmt.Fprintf(&cm, "  s%04d: \"every: 1h\"\n", i)
-	}
-	if err := os.WriteFile(cmFile, []byte(cm.String()), 0o644); err != nil {
-		b.Fatal(err)
+		sources[fmt.Sprintf("s%04d", i)] = "every: 1h"
 	}
 	obs := freeLoopbackAddr(b)
+	args := []string{"--server", gw.Addr, "--sensor", "every-sensor=" + sensor.URL, "--metrics-address", obs}
+	allNodesRunning := func() error { return nil }
+	switch mode {
+	case "local":
+		dir := b.TempDir()
+		gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
+		if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(cmFile, []byte(eventSourcesManifest(sources)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, "--gateway", gwFile, "--event-sources", cmFile)
+	case "kubernetes":
+		k := newKubeTest(b)
+		k.create(b, gatewaysGVR, gatewayManifest)
+		k.create(b, configMapsGVR, eventSourcesManifest(sources))
+		args = append(args, "--kubeconfig", k.env.AdminKubeconfig, "--gateway-name", "every-gateway", "--namespace", k.ns)
+		allNodesRunning = func() error {
+			st, err := k.gatewayStatus("every-gateway")
+			if err != nil {
+				return err
+			}
+			running := 0
+			for _, node := range st.Nodes {
+				if node.Phase == v1alpha1.NodePhaseRunning {
+					running++
+				}
+			}
+			if running != n {
+				return fmt.Errorf("%d of %d status nodes Running", running, n)
+			}
+			return nil
+		}
+	}
 
-	cmd := exec.Command(bin, "--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
-		"--sensor", "every-sensor="+sensor.URL, "--metrics-address", obs)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -92,7 +122,7 @@ func clientMemory(b *testing.B, bin string, n int) memory {
 		if running != n {
 			return fmt.Errorf("%d of %d sources running", running, n)
 		}
-		return nil
+		return allNodesRunning()
 	})
 	metrics := "http://" + obs + "/metrics"
 	return memory{
