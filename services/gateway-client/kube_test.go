@@ -113,19 +113,14 @@ subjects:
 	return k.env.User
 }
 
-// clientRole is the README's Role for the client, with the given verbs on gateways.
+// clientRole is the README's Role for the client, with the given verbs on gateways (none:
+// the rule for ConfigMaps only, for a namespace that holds only the ConfigMap).
 func clientRole(gatewayVerbs ...string) string {
-	return fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: gateway-client}
-rules:
-- apiGroups: [argoproj.io]
-  resources: [gateways]
-  verbs: [%s]
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [list, watch]
-`, strings.Join(gatewayVerbs, ", "))
+	role := "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: gateway-client}\nrules:\n"
+	if len(gatewayVerbs) > 0 {
+		role += fmt.Sprintf("- apiGroups: [argoproj.io]\n  resources: [gateways]\n  verbs: [%s]\n", strings.Join(gatewayVerbs, ", "))
+	}
+	return role + "- apiGroups: [\"\"]\n  resources: [configmaps]\n  verbs: [list, watch]\n"
 }
 
 func eventSourcesManifest(sources map[string]string) string {
@@ -239,6 +234,32 @@ func TestKubernetesModeFollowsTheConfigMap(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("runKube: %v", err)
 	}
+}
+
+// spec.eventSource may name a ConfigMap in another namespace, where the client needs only
+// list and watch on ConfigMaps.
+func TestKubernetesModeReadsAConfigMapOfAnotherNamespace(t *testing.T) {
+	k := newKubeTest(t)
+	other := &kubeTest{env: k.env, dyn: k.dyn, ns: k.env.Namespace(t)}
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	k.create(t, gatewaysGVR, strings.Replace(gatewayManifest, "eventSource: every-event-source", "eventSource: "+other.ns+"/every-event-source", 1))
+	other.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
+	rc := k.grant(t, "get", "patch")
+	other.grant(t) // configmaps only
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startKube(t, cfg, rc)
+	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		got, _, err := k.nodes("every-gateway")
+		if err == nil && (got != "a=Running" || countBySubject(sensor)["a"] < 5) {
+			err = fmt.Errorf("nodes %q, %d events from a", got, countBySubject(sensor)["a"])
+		}
+		return err
+	})
 }
 
 // A status write that fails (here: the client may not patch the Gateway yet) is retried
