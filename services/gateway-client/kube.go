@@ -106,7 +106,14 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	if err != nil {
 		return err
 	}
-	go informer.RunWithContext(ctx)
+	informerDone := make(chan struct{})
+	go func() {
+		defer close(informerDone)
+		informer.RunWithContext(ctx)
+	}()
+	// The handlers are done before the client closes: none applies sources to a stopped
+	// supervisor.
+	defer func() { <-informerDone }()
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return nil // ctx ended first
 	}
