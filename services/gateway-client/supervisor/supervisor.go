@@ -59,6 +59,7 @@ type Supervisor struct {
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // by source ID
 	status  map[string]Status             // by source ID
+	closed  bool
 	wg      sync.WaitGroup
 }
 
@@ -108,6 +109,9 @@ func (s *Supervisor) Apply(sources []Source) (started, stopped []string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		want = nil // a late Apply must not start sources that nothing would stop
+	}
 	for id, cancel := range s.running {
 		if _, ok := want[id]; !ok {
 			cancel()
@@ -148,8 +152,11 @@ func (s *Supervisor) Statuses() []Status {
 	return out
 }
 
-// Stop cancels every source and waits for their goroutines.
+// Stop cancels every source and waits for their goroutines; later Applies start nothing.
 func (s *Supervisor) Stop() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.Apply(nil)
 	s.wg.Wait()
 }

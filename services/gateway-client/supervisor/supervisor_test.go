@@ -348,3 +348,13 @@ func TestSensorOutageLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestApplyAfterStopStartsNothing(t *testing.T) {
+	g := newTickGateway("1")
+	gw := testenv.StartGateway(t, g)
+	sup, _ := pipeline(t, gw.Conn)
+	sup.Stop()
+	if started, _ := sup.Apply([]Source{{Name: "late", Data: "every: 5ms"}}); len(started) != 0 || len(sup.Statuses()) != 0 {
+		t.Fatalf("started %v after Stop, statuses %+v", started, sup.Statuses())
+	}
+}
