@@ -57,8 +57,9 @@ func Start(t testing.TB) *Broker {
 	return shared
 }
 
-// Restart stops the node and starts it again on the same port with the same data, as a
-// broker restart in production does; connected clients see their connections drop.
+// Restart restarts the broker on the same port with the same data, as a broker restart in
+// production does: connected clients see their connections drop, and durable queues keep
+// their persistent messages.
 func (b *Broker) Restart(t testing.TB) {
 	t.Helper()
 	if b.ctl == "" || b.script == "" {
