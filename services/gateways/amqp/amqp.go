@@ -22,18 +22,15 @@ type gateway struct{}
 func (gateway) Type() string { return gatewayType }
 
 func (gateway) Parse(_, data string) (server.Source, error) {
-	var cfg Config
-	if err := config.Decode(gatewayType, data, &cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := config.Parse[Config](gatewayType, data)
+	if err != nil {
 		return nil, err
 	}
 	tc, err := cfg.TLS.Config()
 	if err != nil {
 		return nil, fmt.Errorf("amqp.tls: %w", err)
 	}
-	return &source{cfg: cfg, opts: cfg.settings(), dial: amqp.Config{
+	return &source{cfg: *cfg, opts: cfg.settings(), dial: amqp.Config{
 		TLSClientConfig: tc,
 		Heartbeat:       10 * time.Second,
 		Dial:            amqp.DefaultDial(10 * time.Second),

@@ -24,18 +24,15 @@ type gateway struct{}
 func (gateway) Type() string { return gatewayType }
 
 func (gateway) Parse(_, data string) (server.Source, error) {
-	var cfg Config
-	if err := config.Decode(gatewayType, data, &cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := config.Parse[Config](gatewayType, data)
+	if err != nil {
 		return nil, err
 	}
 	sc, err := cfg.saramaConfig()
 	if err != nil {
 		return nil, err
 	}
-	return &source{cfg: cfg, sarama: sc}, nil
+	return &source{cfg: *cfg, sarama: sc}, nil
 }
 
 // payload is the event payload of one Kafka record, in JSON:

@@ -35,11 +35,8 @@ type gateway struct{}
 func (gateway) Type() string { return gatewayType }
 
 func (gateway) Parse(name, data string) (server.Source, error) {
-	var cfg Config
-	if err := config.Decode(gatewayType, data, &cfg); err != nil {
-		return nil, err
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := config.Parse[Config](gatewayType, data)
+	if err != nil {
 		return nil, err
 	}
 	id := string(cfg.ClientID)
@@ -47,7 +44,7 @@ func (gateway) Parse(name, data string) (server.Source, error) {
 		// MQTT 3.1.1 brokers must accept up to 23 characters: 10 + 13.
 		id = "eventgate-" + rand.Text()[:13]
 	}
-	return &source{name: name, cfg: cfg, clientID: id}, nil
+	return &source{name: name, cfg: *cfg, clientID: id}, nil
 }
 
 // payload is the event body, in JSON:

@@ -47,14 +47,11 @@ func newGateway() gateway {
 func (g gateway) Type() string { return gatewayType }
 
 func (g gateway) Parse(name, data string) (server.Source, error) {
-	var cfg Config
-	if err := config.Decode(gatewayType, data, &cfg); err != nil {
+	cfg, err := config.Parse[Config](gatewayType, data)
+	if err != nil {
 		return nil, err
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &source{name: name, cfg: cfg, gw: g}, nil
+	return &source{name: name, cfg: *cfg, gw: g}, nil
 }
 
 // payload is the event body, in JSON:
