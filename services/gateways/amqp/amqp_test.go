@@ -373,23 +373,12 @@ func TestMessageNotHandedOverIsRedelivered(t *testing.T) {
 
 func TestInvalidConfigsOverGRPC(t *testing.T) {
 	gw := testenv.StartGateway(t, gateway{})
-	tests := []struct{ name, data, field string }{
-		{"bad URL", "url: http://host/\nexchangeName: e\nexchangeType: topic", "amqp.url"},
-		{"missing exchange", "url: amqp://h/\nexchangeType: topic", "amqp.exchangeName"},
-		{"unknown exchange type", "url: amqp://h/\nexchangeName: e\nexchangeType: round-robin", "amqp.exchangeType"},
-		{"negative backoff", "url: amqp://h/\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", "amqp.backoff.duration"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "bad", Data: tc.data})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.GetIsValid() || !strings.Contains(resp.GetReason(), tc.field+": ") {
-				t.Errorf("validate = %v, want is_valid=false naming %s", resp, tc.field)
-			}
-		})
-	}
+	testenv.ExpectInvalid(t, gw.Client, []testenv.InvalidCase{
+		{Name: "bad URL", Data: "url: http://host/\nexchangeName: e\nexchangeType: topic", Field: "amqp.url"},
+		{Name: "missing exchange", Data: "url: amqp://h/\nexchangeType: topic", Field: "amqp.exchangeName"},
+		{Name: "unknown exchange type", Data: "url: amqp://h/\nexchangeName: e\nexchangeType: round-robin", Field: "amqp.exchangeType"},
+		{Name: "negative backoff", Data: "url: amqp://h/\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", Field: "amqp.backoff.duration"},
+	})
 }
 
 func TestEndToEndThroughTheGatewayClient(t *testing.T) {

@@ -326,23 +326,12 @@ func TestBrokerRestartMidStream(t *testing.T) {
 
 func TestInvalidConfigsOverGRPC(t *testing.T) {
 	gw := testenv.StartGateway(t, gateway{})
-	tests := []struct{ name, data, field string }{
-		{"bad URL", "url: 'kafka:port'\ntopic: t", "kafka.url"},
-		{"missing topic", "url: localhost:9092", "kafka.topic"},
-		{"negative backoff", "url: localhost:9092\ntopic: t\nbackoff: {duration: -1s}", "kafka.backoff.duration"},
-		{"partition not a number", "url: localhost:9092\ntopic: t\npartition: first", "kafka.partition"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "bad", Data: tc.data})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.GetIsValid() || !strings.Contains(resp.GetReason(), tc.field+": ") {
-				t.Errorf("validate = %v, want is_valid=false naming %s", resp, tc.field)
-			}
-		})
-	}
+	testenv.ExpectInvalid(t, gw.Client, []testenv.InvalidCase{
+		{Name: "bad URL", Data: "url: 'kafka:port'\ntopic: t", Field: "kafka.url"},
+		{Name: "missing topic", Data: "url: localhost:9092", Field: "kafka.topic"},
+		{Name: "negative backoff", Data: "url: localhost:9092\ntopic: t\nbackoff: {duration: -1s}", Field: "kafka.backoff.duration"},
+		{Name: "partition not a number", Data: "url: localhost:9092\ntopic: t\npartition: first", Field: "kafka.partition"},
+	})
 }
 
 // An unreachable broker is retried, not fatal: the stream stays open and delivers once

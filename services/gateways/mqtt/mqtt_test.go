@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/mqttenv"
@@ -40,44 +37,17 @@ func (r received) text(t testing.TB) string {
 	return string(b)
 }
 
-// events starts an event source on gw and delivers its events, decoded, on the returned
-// channel until the stream ends (closed then) or ctx ends.
-func events(ctx context.Context, t testing.TB, gw *testenv.Gateway, data string) <-chan received {
+// events starts an event source on gw. Its events are read ahead of the test, so that a
+// test checking one event does not hold the source (and the broker) back.
+func events(t testing.TB, gw *testenv.Gateway, data string) *testenv.Stream {
 	t.Helper()
-	stream, err := gw.Client.StartEventSource(ctx, &gateways.EventSource{Name: "test", Data: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan received, 1024)
-	go func() {
-		defer close(out)
-		for {
-			ev, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			var r received
-			if ev.GetName() != "test" || ev.GetContentType() != "application/json" || json.Unmarshal(ev.GetPayload(), &r) != nil {
-				r = received{Topic: fmt.Sprintf("BAD EVENT name %q content type %q payload %q", ev.GetName(), ev.GetContentType(), ev.GetPayload())}
-			}
-			out <- r
-		}
-	}()
-	return out
+	return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: data}, 1024)
 }
 
-func next(t testing.TB, ch <-chan received, timeout time.Duration) received {
+// next is the next event's payload, or a test failure after timeout.
+func next(t testing.TB, s *testenv.Stream, timeout time.Duration) received {
 	t.Helper()
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			t.Fatal("event stream ended")
-		}
-		return r
-	case <-time.After(timeout):
-		t.Fatalf("no event within %s", timeout)
-		return received{}
-	}
+	return testenv.NextJSON[received](t, s, timeout)
 }
 
 func waitSubscribed(t testing.TB, b *mqttenv.Broker, topic string) {
@@ -101,7 +71,7 @@ func publish(t testing.TB, b *mqttenv.Broker, topic, prefix string, n int, qos b
 }
 
 // expect reads n events and fails unless they are "<prefix>0" .. "<prefix>n-1", in order.
-func expect(t testing.TB, ch <-chan received, topic, prefix string, n int) {
+func expect(t testing.TB, ch *testenv.Stream, topic, prefix string, n int) {
 	t.Helper()
 	for i := range n {
 		r := next(t, ch, 10*time.Second)
@@ -136,7 +106,7 @@ func (l *ledger) publish(t testing.TB, b *mqttenv.Broker, prefix string, n int) 
 }
 
 // receiveAll reads events until every message published so far has arrived.
-func (l *ledger) receiveAll(t testing.TB, ch <-chan received) {
+func (l *ledger) receiveAll(t testing.TB, ch *testenv.Stream) {
 	t.Helper()
 	for len(l.seen) < len(l.published) {
 		r := next(t, ch, 10*time.Second)
@@ -153,12 +123,10 @@ func (l *ledger) receiveAll(t testing.TB, ch <-chan received) {
 	}
 }
 
-func expectNothingQueued(t testing.TB, ch <-chan received) {
+func expectNothingQueued(t testing.TB, ch *testenv.Stream) {
 	t.Helper()
-	select {
-	case r := <-ch:
-		t.Fatalf("an event beyond those published: %+v", r)
-	default:
+	if ev := ch.Queued(); ev != nil {
+		t.Fatalf("an event beyond those published: %s", ev.GetPayload())
 	}
 }
 
@@ -179,7 +147,7 @@ func TestMessagesArriveExactlyOnceInOrder(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			filter := "orders/" + strconv.Itoa(i) + "/+"
 			topic := "orders/" + strconv.Itoa(i) + "/created"
-			ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: %s\n%s\n%s", broker.URL, filter, tc.config, fastBackoff))
+			ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: %s\n%s\n%s", broker.URL, filter, tc.config, fastBackoff))
 			waitSubscribed(t, broker, filter)
 			const n = 300
 			publish(t, broker, topic, "order-", n, 2)
@@ -225,7 +193,7 @@ func TestBodiesAndMetadata(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: %s\njsonBody: %t", broker.URL, topic, tc.jsonBody))
+			ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: %s\njsonBody: %t", broker.URL, topic, tc.jsonBody))
 			waitSubscribed(t, broker, topic)
 			if !tc.retained {
 				if err := broker.Publish(topic, tc.body, 1); err != nil {
@@ -264,7 +232,7 @@ func mustJSON(t testing.TB, v any) string {
 func TestBrokerRestartMidStream(t *testing.T) {
 	broker := mqttenv.Start(t)
 	gw := testenv.StartGateway(t, gateway{})
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: restart\nclientId: restart-test\n%s", broker.URL, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: restart\nclientId: restart-test\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "restart")
 	publish(t, broker, "restart", "before-", 100, 1)
 	expect(t, ch, "restart", "before-", 100)
@@ -317,12 +285,11 @@ func TestSessionWhileAway(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "away/" + strconv.Itoa(i)
 			data := fmt.Sprintf("url: %s\ntopic: %s\n%s\n%s", broker.URL, topic, tc.config, fastBackoff)
-			ctx, stop := context.WithCancel(t.Context())
-			first := events(ctx, t, gw, data)
+			first := events(t, gw, data)
 			waitSubscribed(t, broker, topic)
 			publish(t, broker, topic, "first-", 10, 1)
 			expect(t, first, topic, "first-", 10)
-			stop()
+			first.Close()
 			testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 				if broker.Subscribed(topic) {
 					return fmt.Errorf("source still connected")
@@ -336,7 +303,7 @@ func TestSessionWhileAway(t *testing.T) {
 			} else {
 				publish(t, broker, topic, "away-", 100, 1)
 			}
-			second := events(t.Context(), t, gw, data)
+			second := events(t, gw, data)
 			waitSubscribed(t, broker, topic)
 			if tc.wantQueued > 0 {
 				queued.receiveAll(t, second)
@@ -362,7 +329,7 @@ func TestConnectionLossLosesNothing(t *testing.T) {
 	broker := mqttenv.Start(t)
 	proxy := testenv.StartProxy(t, broker.Addr)
 	gw := testenv.StartGateway(t, gateway{})
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: tcp://%s\ntopic: loss\nclientId: loss-test\n%s", proxy.Addr, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: tcp://%s\ntopic: loss\nclientId: loss-test\n%s", proxy.Addr, fastBackoff))
 	waitSubscribed(t, broker, "loss")
 	l := newLedger("loss")
 	l.publish(t, broker, "connected-", 100)
@@ -388,7 +355,7 @@ func TestBrokerNotThereYet(t *testing.T) {
 	broker := mqttenv.Start(t)
 	broker.Stop()
 	gw := testenv.StartGateway(t, gateway{})
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: late\n%s", broker.URL, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: late\n%s", broker.URL, fastBackoff))
 	broker.StartAgain()
 	waitSubscribed(t, broker, "late")
 	publish(t, broker, "late", "m", 10, 1)
@@ -398,41 +365,21 @@ func TestBrokerNotThereYet(t *testing.T) {
 func TestAuthentication(t *testing.T) {
 	broker := mqttenv.Start(t, mqttenv.WithUser("gateway", "pw"))
 	gw := testenv.StartGateway(t, gateway{})
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: auth\nusername: gateway\npassword: pw\n%s", broker.URL, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: auth\nusername: gateway\npassword: pw\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "auth")
 	publish(t, broker, "auth", "m", 3, 1)
 	expect(t, ch, "auth", "m", 3)
 }
 
 func TestInvalidEventSources(t *testing.T) {
-	tests := []struct {
-		name, data, wantReason string
-	}{
-		{name: "bad URL", data: "url: 'tcp://x:port'\ntopic: a", wantReason: `mqtt.url: "tcp://x:port" is not a URL`},
-		{name: "missing topic", data: "url: tcp://x:1883\nclientId: 1234", wantReason: "mqtt.topic: is required"},
-		{name: "negative backoff", data: "url: tcp://x:1883\ntopic: a\nbackoff: {duration: -1s}", wantReason: "mqtt.backoff.duration: must not be negative, got -1s"},
-		{name: "QoS out of range", data: "url: tcp://x:1883\ntopic: a\nqos: 7", wantReason: "mqtt.qos: must be 0, 1 or 2, got 7"},
+	cases := []testenv.InvalidCase{
+		{Name: "bad URL", Data: "url: 'tcp://x:port'\ntopic: a", Reason: `mqtt.url: "tcp://x:port" is not a URL`},
+		{Name: "missing topic", Data: "url: tcp://x:1883\nclientId: 1234", Reason: "mqtt.topic: is required"},
+		{Name: "negative backoff", Data: "url: tcp://x:1883\ntopic: a\nbackoff: {duration: -1s}", Reason: "mqtt.backoff.duration: must not be negative, got -1s"},
+		{Name: "QoS out of range", Data: "url: tcp://x:1883\ntopic: a\nqos: 7", Reason: "mqtt.qos: must be 0, 1 or 2, got 7"},
 	}
 	gw := testenv.StartGateway(t, gateway{})
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			es := &gateways.EventSource{Name: "bad", Data: tc.data}
-			resp, err := gw.Client.ValidateEventSource(t.Context(), es)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.GetIsValid() || !strings.HasPrefix(resp.GetReason(), tc.wantReason) {
-				t.Fatalf("validate = %v, want is_valid=false and a reason starting %q", resp, tc.wantReason)
-			}
-			stream, err := gw.Client.StartEventSource(t.Context(), es)
-			if err == nil {
-				_, err = stream.Recv()
-			}
-			if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), tc.wantReason) {
-				t.Fatalf("start = %v, want InvalidArgument %q", err, tc.wantReason)
-			}
-		})
-	}
+	testenv.ExpectInvalid(t, gw.Client, cases)
 }
 
 // The whole path: broker -> gateway server -> the real gateway-client -> a sensor, with a
@@ -477,7 +424,7 @@ func TestTLS(t *testing.T) {
 	cert, caPath := testenv.LoopbackCert(t)
 	broker := mqttenv.Start(t, mqttenv.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
 	gw := testenv.StartGateway(t, gateway{})
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: secure\ntls: {caCertPath: %s}\n%s", broker.URL, caPath, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: secure\ntls: {caCertPath: %s}\n%s", broker.URL, caPath, fastBackoff))
 	waitSubscribed(t, broker, "secure")
 	publish(t, broker, "secure", "m", 3, 1)
 	expect(t, ch, "secure", "m", 3)
@@ -488,12 +435,11 @@ func TestTLS(t *testing.T) {
 func TestKeptSessionOfAnotherTopic(t *testing.T) {
 	broker := mqttenv.Start(t)
 	gw := testenv.StartGateway(t, gateway{})
-	ctx, stop := context.WithCancel(t.Context())
-	old := events(ctx, t, gw, fmt.Sprintf("url: %s\ntopic: old\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
+	old := events(t, gw, fmt.Sprintf("url: %s\ntopic: old\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "old")
 	publish(t, broker, "old", "o", 1, 1)
 	expect(t, old, "old", "o", 1)
-	stop()
+	old.Close()
 	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if broker.Connected("reconfigured") {
 			return fmt.Errorf("first source still connected")
@@ -501,7 +447,7 @@ func TestKeptSessionOfAnotherTopic(t *testing.T) {
 		return nil
 	})
 
-	ch := events(t.Context(), t, gw, fmt.Sprintf("url: %s\ntopic: new\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
+	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: new\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "new")
 	if !broker.Subscribed("old") {
 		t.Fatal("the kept session lost its old subscription: this test tests nothing")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -13,8 +14,6 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
@@ -39,45 +38,18 @@ func (r received) bytesBody(t testing.TB) []byte {
 	return b
 }
 
-// events starts an event source on gw and delivers its events, decoded, on the returned
-// channel until the stream ends (the channel is closed then).
-func events(t testing.TB, gw *testenv.Gateway, data string) <-chan received {
+// events starts an event source on gw. Its events are read ahead of the test (core NATS
+// drops what a slow subscriber leaves pending, and a test checking one event must not
+// make the source fall behind).
+func events(t testing.TB, gw *testenv.Gateway, data string) *testenv.Stream {
 	t.Helper()
-	stream, err := gw.Client.StartEventSource(t.Context(), &gateways.EventSource{Name: "test", Data: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan received, 1024)
-	go func() {
-		defer close(out)
-		for {
-			ev, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			var r received
-			if ev.GetName() != "test" || ev.GetContentType() != "application/json" || json.Unmarshal(ev.GetPayload(), &r) != nil {
-				r = received{Subject: fmt.Sprintf("BAD EVENT name %q content type %q payload %q", ev.GetName(), ev.GetContentType(), ev.GetPayload())}
-			}
-			out <- r
-		}
-	}()
-	return out
+	return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: data}, 1024)
 }
 
-// next is the next event, or a test failure after timeout.
-func next(t testing.TB, ch <-chan received, timeout time.Duration) received {
+// next is the next event's payload, or a test failure after timeout.
+func next(t testing.TB, s *testenv.Stream, timeout time.Duration) received {
 	t.Helper()
-	select {
-	case r, ok := <-ch:
-		if !ok {
-			t.Fatal("event stream ended")
-		}
-		return r
-	case <-time.After(timeout):
-		t.Fatalf("no event within %s", timeout)
-		return received{}
-	}
+	return testenv.NextJSON[received](t, s, timeout)
 }
 
 func connect(t testing.TB, url string, opts ...nats.Option) *nats.Conn {
@@ -104,10 +76,10 @@ func publish(t testing.TB, nc *nats.Conn, subject, prefix string, n int) {
 }
 
 // expect reads n events and fails unless they are "<prefix>0" .. "<prefix>n-1", in order.
-func expect(t testing.TB, ch <-chan received, subject, prefix string, n int) {
+func expect(t testing.TB, s *testenv.Stream, subject, prefix string, n int) {
 	t.Helper()
 	for i := range n {
-		r := next(t, ch, 10*time.Second)
+		r := next(t, s, 10*time.Second)
 		if want := prefix + strconv.Itoa(i); r.Subject != subject || string(r.bytesBody(t)) != want {
 			t.Fatalf("event %d = subject %q body %s, want subject %q body %q", i, r.Subject, r.Body, subject, want)
 		}
@@ -117,7 +89,7 @@ func expect(t testing.TB, ch <-chan received, subject, prefix string, n int) {
 // waitSubscribed publishes probes until one arrives, which proves the source is
 // subscribed (core NATS keeps nothing for a subscriber that is not there yet); it returns
 // how many probes were published before that, which were lost.
-func waitSubscribed(t testing.TB, nc *nats.Conn, ch <-chan received, subject string) (lost int) {
+func waitSubscribed(t testing.TB, nc *nats.Conn, s *testenv.Stream, subject string) (lost int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ; i++ {
@@ -127,20 +99,21 @@ func waitSubscribed(t testing.TB, nc *nats.Conn, ch <-chan received, subject str
 		if err := nc.Publish(subject, []byte("probe"+strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case r, ok := <-ch:
-			if !ok {
-				t.Fatal("event stream ended")
-			}
-			if want := "probe" + strconv.Itoa(i); string(r.bytesBody(t)) != want {
-				// An earlier probe that arrived late: the next read must be ours.
-				if r = next(t, ch, 5*time.Second); string(r.bytesBody(t)) != want {
-					t.Fatalf("probe %d: got %q", i, r.bytesBody(t))
-				}
-			}
-			return i
-		case <-time.After(50 * time.Millisecond):
+		ev, err := s.TryNext(50 * time.Millisecond)
+		if errors.Is(err, testenv.ErrNoEvent) {
+			continue
 		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := testenv.DecodeJSON[received](t, ev)
+		if want := "probe" + strconv.Itoa(i); string(r.bytesBody(t)) != want {
+			// An earlier probe that arrived late: the next read must be ours.
+			if r = next(t, s, 5*time.Second); string(r.bytesBody(t)) != want {
+				t.Fatalf("probe %d: got %q", i, r.bytesBody(t))
+			}
+		}
+		return i
 	}
 }
 
@@ -156,10 +129,8 @@ func TestMessagesArriveExactlyOnceInOrder(t *testing.T) {
 	const n = 500
 	publish(t, nc, "orders.created", "order-", n)
 	expect(t, ch, "orders.created", "order-", n)
-	select {
-	case r := <-ch:
-		t.Fatalf("an event beyond the %d published: %+v", n, r)
-	default:
+	if ev := ch.Queued(); ev != nil {
+		t.Fatalf("an event beyond the %d published: %s", n, ev.GetPayload())
 	}
 }
 
@@ -289,33 +260,13 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestInvalidEventSources(t *testing.T) {
-	tests := []struct {
-		name, data, wantReason string
-	}{
-		{name: "bad URL", data: "url: 'nats://x:port'\nsubject: a", wantReason: `nats.url: "nats://x:port" is not a URL`},
-		{name: "missing subject", data: "url: nats://x:4222", wantReason: "nats.subject: is required"},
-		{name: "negative backoff", data: "url: nats://x:4222\nsubject: a\nbackoff: {duration: -10000000000}", wantReason: "nats.backoff.duration: must not be negative, got -10s"},
+	cases := []testenv.InvalidCase{
+		{Name: "bad URL", Data: "url: 'nats://x:port'\nsubject: a", Reason: `nats.url: "nats://x:port" is not a URL`},
+		{Name: "missing subject", Data: "url: nats://x:4222", Reason: "nats.subject: is required"},
+		{Name: "negative backoff", Data: "url: nats://x:4222\nsubject: a\nbackoff: {duration: -10000000000}", Reason: "nats.backoff.duration: must not be negative, got -10s"},
 	}
 	gw := testenv.StartGateway(t, newGateway())
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			es := &gateways.EventSource{Name: "bad", Data: tc.data}
-			resp, err := gw.Client.ValidateEventSource(t.Context(), es)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.GetIsValid() || !strings.HasPrefix(resp.GetReason(), tc.wantReason) {
-				t.Fatalf("validate = %v, want is_valid=false and a reason starting %q", resp, tc.wantReason)
-			}
-			stream, err := gw.Client.StartEventSource(t.Context(), es)
-			if err == nil {
-				_, err = stream.Recv()
-			}
-			if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), tc.wantReason) {
-				t.Fatalf("start = %v, want InvalidArgument %q", err, tc.wantReason)
-			}
-		})
-	}
+	testenv.ExpectInvalid(t, gw.Client, cases)
 }
 
 // A client too slow for the publisher: the source holds what its bounds allow and the rest
