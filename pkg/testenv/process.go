@@ -44,7 +44,11 @@ func Binary(t testing.TB, pkg string) string {
 		return p
 	}
 	if os.Getenv("TEST_SRCDIR") != "" {
-		t.Skipf("under Bazel, %s needs %s (add the binary to the go_test's data and env)", pkg, env)
+		msg := fmt.Sprintf("under Bazel, %s needs %s (add the binary to the go_test's data and env)", pkg, env)
+		if os.Getenv("EVENTGATE_REQUIRE_TEST_SERVERS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
 	}
 	v, _ := binaries.LoadOrStore(pkg, &builtBinary{})
 	b := v.(*builtBinary)
