@@ -76,14 +76,7 @@ func (p *intOrString) UnmarshalJSON(b []byte) error {
 // Validate reports every problem of c with its field path.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	if strings.TrimSpace(c.URL) == "" {
-		errs.Addf("kafka.url", "is required, e.g. kafka.argo-events:9092")
-	}
-	for _, b := range c.brokers() {
-		if err := checkBroker(b); err != nil {
-			errs.Addf("kafka.url", "%q %v", b, err)
-		}
-	}
+	config.CheckList(&errs, "kafka.url", c.URL, "kafka.argo-events:9092", checkBroker)
 	if _, err := c.partition(); err != nil {
 		errs.Addf("kafka.partition", "%v", err)
 	}
@@ -110,16 +103,7 @@ func (c *Config) Validate() error {
 }
 
 // brokers splits the comma-separated broker list.
-func (c *Config) brokers() []string {
-	if strings.TrimSpace(c.URL) == "" {
-		return nil
-	}
-	var out []string
-	for _, b := range strings.Split(c.URL, ",") {
-		out = append(out, strings.TrimSpace(b))
-	}
-	return out
-}
+func (c *Config) brokers() []string { return config.List(c.URL) }
 
 // partition is the configured partition number, 0 when unset.
 func (c *Config) partition() (int32, error) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/eventgate/eventgate/pkg/config"
@@ -64,22 +63,19 @@ func (c *ClientID) UnmarshalJSON(b []byte) error {
 // defaultQoS is at least once.
 const defaultQoS = 1
 
-// urlSchemes are those paho dials.
-var urlSchemes = map[string]bool{
-	"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true, "mqtt+ssl": true, "tcps": true, "ws": true, "wss": true,
-}
+// urlSchemes are those paho dials; urlSchemeAliases are other spellings paho takes, which
+// errors need not name.
+var (
+	urlSchemes       = []string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}
+	urlSchemeAliases = []string{"mqtt+ssl", "tcps"}
+)
 
 // Validate reports every problem of c with its field path.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	if strings.TrimSpace(c.URL) == "" {
-		errs.Addf("mqtt.url", "is required, e.g. tcp://mqtt.argo-events:1883")
-	}
-	for _, raw := range c.brokers() {
-		if err := checkURL(raw); err != nil {
-			errs.Addf("mqtt.url", "%q %v", raw, err)
-		}
-	}
+	config.CheckList(&errs, "mqtt.url", c.URL, "tcp://mqtt.argo-events:1883", func(raw string) error {
+		return config.CheckURL(raw, urlSchemes, urlSchemeAliases...)
+	})
 	if err := checkTopic(c.Topic); err != nil {
 		errs.Addf("mqtt.topic", "%v", err)
 	}
@@ -117,33 +113,7 @@ func (c *Config) cleanSession() bool {
 }
 
 // brokers splits the comma-separated URL list.
-func (c *Config) brokers() []string {
-	if strings.TrimSpace(c.URL) == "" {
-		return nil
-	}
-	var out []string
-	for _, s := range strings.Split(c.URL, ",") {
-		out = append(out, strings.TrimSpace(s))
-	}
-	return out
-}
-
-func checkURL(raw string) error {
-	if raw == "" {
-		return fmt.Errorf("is empty (a stray comma in the list?)")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a URL: %w", err)
-	}
-	if !urlSchemes[u.Scheme] {
-		return fmt.Errorf("has scheme %q, want tcp, mqtt, ssl, tls, mqtts, ws or wss", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("has no host")
-	}
-	return nil
-}
+func (c *Config) brokers() []string { return config.List(c.URL) }
 
 // checkTopic accepts MQTT topic filters: '#' only as the whole last level, '+' only as a
 // whole level, no NUL character.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/eventgate/eventgate/pkg/config"
@@ -31,19 +30,12 @@ type Config struct {
 }
 
 // urlSchemes are those nats.go dials.
-var urlSchemes = map[string]bool{"nats": true, "tls": true, "ws": true, "wss": true}
+var urlSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // Validate reports every problem of c with its field path.
 func (c *Config) Validate() error {
 	var errs config.Errors
-	if strings.TrimSpace(c.URL) == "" {
-		errs.Addf("nats.url", "is required, e.g. nats://nats.argo-events:4222")
-	}
-	for _, raw := range c.servers() {
-		if err := checkURL(raw); err != nil {
-			errs.Addf("nats.url", "%q %v", raw, err)
-		}
-	}
+	config.CheckList(&errs, "nats.url", c.URL, "nats://nats.argo-events:4222", checkURL)
 	if err := checkSubject(c.Subject); err != nil {
 		errs.Addf("nats.subject", "%v", err)
 	}
@@ -59,36 +51,14 @@ func (c *Config) Validate() error {
 }
 
 // servers splits the comma-separated URL list, as nats.Connect does.
-func (c *Config) servers() []string {
-	if strings.TrimSpace(c.URL) == "" {
-		return nil
-	}
-	var out []string
-	for _, s := range strings.Split(c.URL, ",") {
-		out = append(out, strings.TrimSpace(s))
-	}
-	return out
-}
+func (c *Config) servers() []string { return config.List(c.URL) }
 
 func checkURL(raw string) error {
-	if raw == "" {
-		return fmt.Errorf("is empty (a stray comma in the list?)")
-	}
-	if !strings.Contains(raw, "://") {
+	if raw != "" && !strings.Contains(raw, "://") {
 		// nats.go reads host:port as nats://host:port.
 		raw = "nats://" + raw
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a URL: %w", err)
-	}
-	if !urlSchemes[u.Scheme] {
-		return fmt.Errorf("has scheme %q, want nats, tls, ws or wss", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("has no host")
-	}
-	return nil
+	return config.CheckURL(raw, urlSchemes)
 }
 
 // checkSubject accepts what a NATS server accepts in a SUB: dot-separated non-empty tokens
