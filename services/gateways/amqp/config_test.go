@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,50 +16,34 @@ func TestConfigValidation(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name, data string
-		wantErr    string // empty: valid
-	}{
-		{name: "v0.10 as written", data: "url: amqp://amqp.argo-events:5672\nexchangeName: foo\nexchangeType: fanout\nroutingKey: hello\nbackoff:\n  duration: 10000000000\n  factor: 2\n  jitter: 0.2\n  steps: 5"},
-		{name: "backoff as a Go duration", data: "url: amqp://h\nexchangeName: e\nexchangeType: direct\nbackoff: {duration: 10s}"},
-		{name: "every exchange type", data: "url: amqp://h\nexchangeName: e\nexchangeType: headers"},
-		{name: "credentials and vhost", data: "url: amqp://user:p%40ss@h:5672/vhost\nexchangeName: e\nexchangeType: topic"},
-		{name: "amqps and TLS", data: "url: amqps://h:5671/\nexchangeName: e\nexchangeType: topic\ntls: {insecureSkipVerify: true}"},
-		{name: "all options", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\njsonBody: true\nexchangeDeclare: {durable: false, autoDelete: true, internal: false}\nqueueDeclare: {name: q, durable: true, autoDelete: false, exclusive: false}\nconsume: {consumerTag: t, autoAck: true, exclusive: true, prefetch: 10}"},
+	tests := []testenv.ParseCase{ // WantErr empty: valid
+		{Name: "v0.10 as written", Data: "url: amqp://amqp.argo-events:5672\nexchangeName: foo\nexchangeType: fanout\nroutingKey: hello\nbackoff:\n  duration: 10000000000\n  factor: 2\n  jitter: 0.2\n  steps: 5"},
+		{Name: "backoff as a Go duration", Data: "url: amqp://h\nexchangeName: e\nexchangeType: direct\nbackoff: {duration: 10s}"},
+		{Name: "every exchange type", Data: "url: amqp://h\nexchangeName: e\nexchangeType: headers"},
+		{Name: "credentials and vhost", Data: "url: amqp://user:p%40ss@h:5672/vhost\nexchangeName: e\nexchangeType: topic"},
+		{Name: "amqps and TLS", Data: "url: amqps://h:5671/\nexchangeName: e\nexchangeType: topic\ntls: {insecureSkipVerify: true}"},
+		{Name: "all options", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\njsonBody: true\nexchangeDeclare: {durable: false, autoDelete: true, internal: false}\nqueueDeclare: {Name: q, durable: true, autoDelete: false, exclusive: false}\nconsume: {consumerTag: t, autoAck: true, exclusive: true, prefetch: 10}"},
 
-		{name: "bad URL scheme", data: "url: http://h/\nexchangeName: e\nexchangeType: topic", wantErr: `amqp.url: "http://h/" is not an AMQP URL: AMQP scheme must be either 'amqp://' or 'amqps://'`},
-		{name: "bad URL hides the password", data: "url: 'ftp://u:secret@h/'\nexchangeName: e\nexchangeType: topic", wantErr: `amqp.url: "ftp://u:xxxxx@h/" is not an AMQP URL`},
-		{name: "missing URL", data: "exchangeName: e\nexchangeType: topic", wantErr: "amqp.url: is required"},
-		{name: "missing exchange", data: "url: amqp://h\nexchangeType: topic", wantErr: "amqp.exchangeName: is required"},
-		{name: "unknown exchange type", data: "url: amqp://h\nexchangeName: e\nexchangeType: x-delayed", wantErr: `amqp.exchangeType: must be one of direct, fanout, topic, headers, got "x-delayed"`},
-		{name: "missing exchange type", data: "url: amqp://h\nexchangeName: e", wantErr: `amqp.exchangeType: must be one of direct, fanout, topic, headers, got ""`},
-		{name: "negative backoff", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", wantErr: "amqp.backoff.duration: must not be negative, got -10s"},
-		{name: "negative backoff string", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -1s, jitter: -1}", wantErr: "amqp.backoff.duration: must not be negative, got -1s; amqp.backoff.jitter: must not be negative, got -1"},
-		{name: "reserved queue name", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: amq.mine}", wantErr: `amqp.queueDeclare.name: "amq.mine" is reserved by the broker (amq.*)`},
-		{name: "prefetch out of range", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nconsume: {prefetch: -1}", wantErr: "amqp.consume.prefetch: must be 0-65535, got -1"},
-		{name: "TLS CA not PEM", data: "url: amqps://h\nexchangeName: e\nexchangeType: topic\ntls: {caCertPath: " + notPEM + "}", wantErr: "amqp.tls: CA certificate " + notPEM + " holds no PEM certificate"},
-		{name: "unknown field", data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueue: q", wantErr: `amqp: invalid configuration: unknown field "queue"`},
-		{name: "empty", data: " ", wantErr: "amqp: configuration is empty"},
+		{Name: "bad URL scheme", Data: "url: http://h/\nexchangeName: e\nexchangeType: topic", WantErr: `amqp.url: "http://h/" is not an AMQP URL: AMQP scheme must be either 'amqp://' or 'amqps://'`},
+		{Name: "bad URL hides the password", Data: "url: 'ftp://u:secret@h/'\nexchangeName: e\nexchangeType: topic", WantErr: `amqp.url: "ftp://u:xxxxx@h/" is not an AMQP URL`},
+		{Name: "missing URL", Data: "exchangeName: e\nexchangeType: topic", WantErr: "amqp.url: is required"},
+		{Name: "missing exchange", Data: "url: amqp://h\nexchangeType: topic", WantErr: "amqp.exchangeName: is required"},
+		{Name: "unknown exchange type", Data: "url: amqp://h\nexchangeName: e\nexchangeType: x-delayed", WantErr: `amqp.exchangeType: must be one of direct, fanout, topic, headers, got "x-delayed"`},
+		{Name: "missing exchange type", Data: "url: amqp://h\nexchangeName: e", WantErr: `amqp.exchangeType: must be one of direct, fanout, topic, headers, got ""`},
+		{Name: "negative backoff", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", WantErr: "amqp.backoff.duration: must not be negative, got -10s"},
+		{Name: "negative backoff string", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -1s, jitter: -1}", WantErr: "amqp.backoff.duration: must not be negative, got -1s; amqp.backoff.jitter: must not be negative, got -1"},
+		{Name: "reserved queue name", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {Name: amq.mine}", WantErr: `amqp.queueDeclare.name: "amq.mine" is reserved by the broker (amq.*)`},
+		{Name: "prefetch out of range", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nconsume: {prefetch: -1}", WantErr: "amqp.consume.prefetch: must be 0-65535, got -1"},
+		{Name: "TLS CA not PEM", Data: "url: amqps://h\nexchangeName: e\nexchangeType: topic\ntls: {caCertPath: " + notPEM + "}", WantErr: "amqp.tls: CA certificate " + notPEM + " holds no PEM certificate"},
+		{Name: "unknown field", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueue: q", WantErr: `amqp: invalid configuration: unknown field "queue"`},
+		{Name: "empty", Data: " ", WantErr: "amqp: configuration is empty"},
 		{
-			name:    "every problem at once",
-			data:    "url: nats://h\nexchangeType: fanout-ish\nbackoff: {steps: -3}",
-			wantErr: `amqp.url: "nats://h" is not an AMQP URL: AMQP scheme must be either 'amqp://' or 'amqps://'; amqp.exchangeName: is required; amqp.exchangeType: must be one of direct, fanout, topic, headers, got "fanout-ish"; amqp.backoff.steps: must not be negative, got -3`,
+			Name:    "every problem at once",
+			Data:    "url: nats://h\nexchangeType: fanout-ish\nbackoff: {steps: -3}",
+			WantErr: `amqp.url: "nats://h" is not an AMQP URL: AMQP scheme must be either 'amqp://' or 'amqps://'; amqp.exchangeName: is required; amqp.exchangeType: must be one of direct, fanout, topic, headers, got "fanout-ish"; amqp.backoff.steps: must not be negative, got -3`,
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := gateway{}.Parse(tc.name, tc.data)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-				t.Fatalf("Parse error = %v, want prefix %q", err, tc.wantErr)
-			}
-		})
-	}
+	testenv.ExpectParse(t, gateway{}.Parse, tests)
 }
 
 func TestConfigDefaults(t *testing.T) {

@@ -2,66 +2,50 @@ package main
 
 import (
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
 var testNow = time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
 
 func TestConfigValidation(t *testing.T) {
-	tests := []struct {
-		name, data string
-		wantErr    string // empty: valid
-	}{
-		{name: "interval", data: "interval: 10s"},
-		{name: "schedule", data: "schedule: 30 * * * *"},
-		{name: "descriptor", data: "schedule: '@hourly'"},
-		{name: "schedule and interval", data: "schedule: 0 9 * * *\ninterval: 1h"},
-		{name: "v0.10 recurrence", data: "schedule: 0 9 * * *\nrecurrence:\n  - EXDATE:20261225T090000Z,20261226T090000Z\n  - RRULE:FREQ=DAILY"},
-		{name: "exdate date-only and floating", data: "interval: 1h\nrecurrence: ['EXDATE:20261225', 'EXDATE:20261226T100000']"},
-		{name: "exclusionDates", data: "interval: 1h\nexclusionDates: ['2026-12-25', '2026-12-31T00:00:00+01:00']"},
-		{name: "timezone", data: "schedule: 0 9 * * *\ntimezone: Asia/Kolkata"},
-		{name: "JSON payload as a string", data: "interval: 1s\nuserPayload: \"{\\\"hello\\\": \\\"world\\\"}\""},
-		{name: "structured payload", data: "interval: 1s\nuserPayload: {hello: world, n: 1}"},
+	tests := []testenv.ParseCase{ // WantErr empty: valid
+		{Name: "interval", Data: "interval: 10s"},
+		{Name: "schedule", Data: "schedule: 30 * * * *"},
+		{Name: "descriptor", Data: "schedule: '@hourly'"},
+		{Name: "schedule and interval", Data: "schedule: 0 9 * * *\ninterval: 1h"},
+		{Name: "v0.10 recurrence", Data: "schedule: 0 9 * * *\nrecurrence:\n  - EXDATE:20261225T090000Z,20261226T090000Z\n  - RRULE:FREQ=DAILY"},
+		{Name: "exdate date-only and floating", Data: "interval: 1h\nrecurrence: ['EXDATE:20261225', 'EXDATE:20261226T100000']"},
+		{Name: "exclusionDates", Data: "interval: 1h\nexclusionDates: ['2026-12-25', '2026-12-31T00:00:00+01:00']"},
+		{Name: "timezone", Data: "schedule: 0 9 * * *\ntimezone: Asia/Kolkata"},
+		{Name: "JSON payload as a string", Data: "interval: 1s\nuserPayload: \"{\\\"hello\\\": \\\"world\\\"}\""},
+		{Name: "structured payload", Data: "interval: 1s\nuserPayload: {hello: world, n: 1}"},
 
-		{name: "neither schedule nor interval", data: "timezone: UTC", wantErr: "calendar: one of schedule or interval is required"},
-		{name: "three cron fields", data: "schedule: 0 9 *", wantErr: `calendar.schedule: "0 9 *" is not a 5-field cron expression: expected exactly 5 fields, found 3: [0 9 *]`},
-		{name: "seconds field", data: "schedule: 0 0 9 * * *", wantErr: `calendar.schedule: "0 0 9 * * *" is not a 5-field cron expression`},
-		{name: "out of range", data: "schedule: 61 * * * *", wantErr: `calendar.schedule: "61 * * * *" is not a 5-field cron expression: end of range (61) above maximum (59): 61`},
-		{name: "impossible date", data: "schedule: 0 0 30 2 *", wantErr: `calendar.schedule: "0 0 30 2 *" never fires`},
-		{name: "negative interval", data: "interval: -5s", wantErr: "calendar.interval: must be positive, got -5s"},
-		{name: "zero interval", data: "interval: 0s", wantErr: "calendar.interval: must be positive, got 0s"},
-		{name: "interval without unit", data: "interval: 10", wantErr: `calendar.interval: "10" is not a duration such as 10s or 1m30s`},
-		{name: "unknown timezone", data: "interval: 1s\ntimezone: Mars/Olympus", wantErr: `calendar.timezone: unknown time zone "Mars/Olympus"`},
-		{name: "bad EXDATE", data: "interval: 1s\nrecurrence: ['EXDATE:2026-12-25']", wantErr: `calendar.recurrence[0]: "2026-12-25" is not a date such as 20060102T150405Z or 20060102`},
-		{name: "bad exclusion date", data: "interval: 1s\nexclusionDates: ['2026-12-25', 'christmas']", wantErr: `calendar.exclusionDates[1]: "christmas" is not a date such as 2006-01-02`},
-		{name: "unknown field", data: "intreval: 1s", wantErr: `calendar: invalid configuration: unknown field "intreval"`},
-		{name: "malformed YAML", data: "interval: [1s", wantErr: "calendar: invalid configuration: yaml: "},
-		{name: "not a mapping", data: "just a string", wantErr: "calendar: invalid configuration: "},
+		{Name: "neither schedule nor interval", Data: "timezone: UTC", WantErr: "calendar: one of schedule or interval is required"},
+		{Name: "three cron fields", Data: "schedule: 0 9 *", WantErr: `calendar.schedule: "0 9 *" is not a 5-field cron expression: expected exactly 5 fields, found 3: [0 9 *]`},
+		{Name: "seconds field", Data: "schedule: 0 0 9 * * *", WantErr: `calendar.schedule: "0 0 9 * * *" is not a 5-field cron expression`},
+		{Name: "out of range", Data: "schedule: 61 * * * *", WantErr: `calendar.schedule: "61 * * * *" is not a 5-field cron expression: end of range (61) above maximum (59): 61`},
+		{Name: "impossible date", Data: "schedule: 0 0 30 2 *", WantErr: `calendar.schedule: "0 0 30 2 *" never fires`},
+		{Name: "negative interval", Data: "interval: -5s", WantErr: "calendar.interval: must be positive, got -5s"},
+		{Name: "zero interval", Data: "interval: 0s", WantErr: "calendar.interval: must be positive, got 0s"},
+		{Name: "interval without unit", Data: "interval: 10", WantErr: `calendar.interval: "10" is not a duration such as 10s or 1m30s`},
+		{Name: "unknown timezone", Data: "interval: 1s\ntimezone: Mars/Olympus", WantErr: `calendar.timezone: unknown time zone "Mars/Olympus"`},
+		{Name: "bad EXDATE", Data: "interval: 1s\nrecurrence: ['EXDATE:2026-12-25']", WantErr: `calendar.recurrence[0]: "2026-12-25" is not a date such as 20060102T150405Z or 20060102`},
+		{Name: "bad exclusion date", Data: "interval: 1s\nexclusionDates: ['2026-12-25', 'christmas']", WantErr: `calendar.exclusionDates[1]: "christmas" is not a date such as 2006-01-02`},
+		{Name: "unknown field", Data: "intreval: 1s", WantErr: `calendar: invalid configuration: unknown field "intreval"`},
+		{Name: "malformed YAML", Data: "interval: [1s", WantErr: "calendar: invalid configuration: yaml: "},
+		{Name: "not a mapping", Data: "just a string", WantErr: "calendar: invalid configuration: "},
 		{
-			name:    "every problem at once",
-			data:    "interval: -1s\ntimezone: Nowhere\nexclusionDates: [x]",
-			wantErr: `calendar.timezone: unknown time zone "Nowhere"; calendar.interval: must be positive, got -1s; calendar.exclusionDates[0]: "x" is not a date such as 2006-01-02`,
+			Name:    "every problem at once",
+			Data:    "interval: -1s\ntimezone: Nowhere\nexclusionDates: [x]",
+			WantErr: `calendar.timezone: unknown time zone "Nowhere"; calendar.interval: must be positive, got -1s; calendar.exclusionDates[0]: "x" is not a date such as 2006-01-02`,
 		},
 	}
 	gw := gateway{clock: wallClock{}}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := gw.Parse(tc.name, tc.data)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-				t.Fatalf("Parse error = %v, want prefix %q", err, tc.wantErr)
-			}
-		})
-	}
+	testenv.ExpectParse(t, gw.Parse, tests)
 }
 
 // The shipped example must stay valid: it is what users copy.

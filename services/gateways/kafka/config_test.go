@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,57 +16,41 @@ func TestConfigValidation(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name, data string
-		wantErr    string // empty: valid
-	}{
-		{name: "v0.10 as written", data: "url: kafka.argo-events:9092\ntopic: topic-1\npartition: \"0\"\nbackoff:\n  duration: 10000000000\n  factor: 2\n  jitter: 0.2\n  steps: 5"},
-		{name: "partition as a number", data: "url: k:9092\ntopic: t\npartition: 3"},
-		{name: "partition left out", data: "url: k:9092\ntopic: t"},
-		{name: "backoff as a Go duration", data: "url: k:9092\ntopic: t\nbackoff: {duration: 10s}"},
-		{name: "several brokers", data: "url: k0:9092, k1:9092,10.0.0.7:9093,[::1]:9092\ntopic: t"},
-		{name: "consumer group", data: "url: k:9092\ntopic: t\nconsumerGroup: {groupName: g, oldest: true}"},
-		{name: "SASL and TLS", data: "url: k:9093\ntopic: t\nsasl: {username: u, password: p}\ntls: {insecureSkipVerify: true}"},
-		{name: "jsonBody", data: "url: k:9092\ntopic: t\njsonBody: true"},
+	tests := []testenv.ParseCase{ // WantErr empty: valid
+		{Name: "v0.10 as written", Data: "url: kafka.argo-events:9092\ntopic: topic-1\npartition: \"0\"\nbackoff:\n  duration: 10000000000\n  factor: 2\n  jitter: 0.2\n  steps: 5"},
+		{Name: "partition as a number", Data: "url: k:9092\ntopic: t\npartition: 3"},
+		{Name: "partition left out", Data: "url: k:9092\ntopic: t"},
+		{Name: "backoff as a Go duration", Data: "url: k:9092\ntopic: t\nbackoff: {duration: 10s}"},
+		{Name: "several brokers", Data: "url: k0:9092, k1:9092,10.0.0.7:9093,[::1]:9092\ntopic: t"},
+		{Name: "consumer group", Data: "url: k:9092\ntopic: t\nconsumerGroup: {groupName: g, oldest: true}"},
+		{Name: "SASL and TLS", Data: "url: k:9093\ntopic: t\nsasl: {username: u, password: p}\ntls: {insecureSkipVerify: true}"},
+		{Name: "jsonBody", Data: "url: k:9092\ntopic: t\njsonBody: true"},
 
-		{name: "URL with a scheme", data: "url: kafka://k:9092\ntopic: t", wantErr: `kafka.url: "kafka://k:9092" is not host:port: Kafka brokers are given without a scheme`},
-		{name: "URL without a port", data: "url: kafka\ntopic: t", wantErr: `kafka.url: "kafka" is not host:port`},
-		{name: "bad port", data: "url: k:99999\ntopic: t", wantErr: `kafka.url: "k:99999" has port "99999", want 1-65535`},
-		{name: "stray comma", data: "url: k:9092,\ntopic: t", wantErr: `kafka.url: "" is empty (a stray comma in the list?)`},
-		{name: "missing URL", data: "topic: t", wantErr: "kafka.url: is required, e.g. kafka.argo-events:9092"},
-		{name: "missing topic", data: "url: k:9092", wantErr: "kafka.topic: is required"},
-		{name: "topic with a space", data: "url: k:9092\ntopic: my topic", wantErr: `kafka.topic: "my topic" may hold only letters, digits, '.', '_' and '-'`},
-		{name: "negative partition", data: "url: k:9092\ntopic: t\npartition: \"-1\"", wantErr: `kafka.partition: "-1" is not a partition number (0, 1, ...)`},
-		{name: "partition a word", data: "url: k:9092\ntopic: t\npartition: zero", wantErr: `kafka.partition: "zero" is not a partition number`},
-		{name: "partition a fraction", data: "url: k:9092\ntopic: t\npartition: 1.5", wantErr: `kafka.partition: "1.5" is not a partition number`},
-		{name: "negative backoff", data: "url: k:9092\ntopic: t\nbackoff: {duration: -10000000000}", wantErr: "kafka.backoff.duration: must not be negative, got -10s"},
-		{name: "negative backoff string", data: "url: k:9092\ntopic: t\nbackoff: {duration: -1s, steps: -1}", wantErr: "kafka.backoff.duration: must not be negative, got -1s; kafka.backoff.steps: must not be negative, got -1"},
-		{name: "group without a name", data: "url: k:9092\ntopic: t\nconsumerGroup: {oldest: true}", wantErr: "kafka.consumerGroup.groupName: is required with a consumer group"},
-		{name: "SASL mechanism", data: "url: k:9092\ntopic: t\nsasl: {mechanism: SCRAM-SHA-512, username: u, password: p}", wantErr: `kafka.sasl.mechanism: "SCRAM-SHA-512" is not supported, only PLAIN`},
-		{name: "SASL without a password", data: "url: k:9092\ntopic: t\nsasl: {username: u}", wantErr: "kafka.sasl.password: is required"},
-		{name: "TLS CA not PEM", data: "url: k:9092\ntopic: t\ntls: {caCertPath: " + notPEM + "}", wantErr: "kafka.tls: CA certificate " + notPEM + " holds no PEM certificate"},
-		{name: "unknown field", data: "url: k:9092\ntopic: t\npartitions: 1", wantErr: `kafka: invalid configuration: unknown field "partitions"`},
-		{name: "empty", data: "", wantErr: "kafka: configuration is empty"},
+		{Name: "URL with a scheme", Data: "url: kafka://k:9092\ntopic: t", WantErr: `kafka.url: "kafka://k:9092" is not host:port: Kafka brokers are given without a scheme`},
+		{Name: "URL without a port", Data: "url: kafka\ntopic: t", WantErr: `kafka.url: "kafka" is not host:port`},
+		{Name: "bad port", Data: "url: k:99999\ntopic: t", WantErr: `kafka.url: "k:99999" has port "99999", want 1-65535`},
+		{Name: "stray comma", Data: "url: k:9092,\ntopic: t", WantErr: `kafka.url: "" is empty (a stray comma in the list?)`},
+		{Name: "missing URL", Data: "topic: t", WantErr: "kafka.url: is required, e.g. kafka.argo-events:9092"},
+		{Name: "missing topic", Data: "url: k:9092", WantErr: "kafka.topic: is required"},
+		{Name: "topic with a space", Data: "url: k:9092\ntopic: my topic", WantErr: `kafka.topic: "my topic" may hold only letters, digits, '.', '_' and '-'`},
+		{Name: "negative partition", Data: "url: k:9092\ntopic: t\npartition: \"-1\"", WantErr: `kafka.partition: "-1" is not a partition number (0, 1, ...)`},
+		{Name: "partition a word", Data: "url: k:9092\ntopic: t\npartition: zero", WantErr: `kafka.partition: "zero" is not a partition number`},
+		{Name: "partition a fraction", Data: "url: k:9092\ntopic: t\npartition: 1.5", WantErr: `kafka.partition: "1.5" is not a partition number`},
+		{Name: "negative backoff", Data: "url: k:9092\ntopic: t\nbackoff: {duration: -10000000000}", WantErr: "kafka.backoff.duration: must not be negative, got -10s"},
+		{Name: "negative backoff string", Data: "url: k:9092\ntopic: t\nbackoff: {duration: -1s, steps: -1}", WantErr: "kafka.backoff.duration: must not be negative, got -1s; kafka.backoff.steps: must not be negative, got -1"},
+		{Name: "group without a name", Data: "url: k:9092\ntopic: t\nconsumerGroup: {oldest: true}", WantErr: "kafka.consumerGroup.groupName: is required with a consumer group"},
+		{Name: "SASL mechanism", Data: "url: k:9092\ntopic: t\nsasl: {mechanism: SCRAM-SHA-512, username: u, password: p}", WantErr: `kafka.sasl.mechanism: "SCRAM-SHA-512" is not supported, only PLAIN`},
+		{Name: "SASL without a password", Data: "url: k:9092\ntopic: t\nsasl: {username: u}", WantErr: "kafka.sasl.password: is required"},
+		{Name: "TLS CA not PEM", Data: "url: k:9092\ntopic: t\ntls: {caCertPath: " + notPEM + "}", WantErr: "kafka.tls: CA certificate " + notPEM + " holds no PEM certificate"},
+		{Name: "unknown field", Data: "url: k:9092\ntopic: t\npartitions: 1", WantErr: `kafka: invalid configuration: unknown field "partitions"`},
+		{Name: "empty", Data: "", WantErr: "kafka: configuration is empty"},
 		{
-			name:    "every problem at once",
-			data:    "url: k\npartition: x\nbackoff: {factor: -2}",
-			wantErr: `kafka.url: "k" is not host:port; kafka.partition: "x" is not a partition number (0, 1, ...); kafka.topic: is required; kafka.backoff.factor: must not be negative, got -2`,
+			Name:    "every problem at once",
+			Data:    "url: k\npartition: x\nbackoff: {factor: -2}",
+			WantErr: `kafka.url: "k" is not host:port; kafka.partition: "x" is not a partition number (0, 1, ...); kafka.topic: is required; kafka.backoff.factor: must not be negative, got -2`,
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := gateway{}.Parse(tc.name, tc.data)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-				t.Fatalf("Parse error = %v, want prefix %q", err, tc.wantErr)
-			}
-		})
-	}
+	testenv.ExpectParse(t, gateway{}.Parse, tests)
 }
 
 func TestConfigReadsV010Values(t *testing.T) {

@@ -9,11 +9,8 @@ import (
 )
 
 func TestConfigValidation(t *testing.T) {
-	tests := []struct {
-		name, data string
-		wantErr    string // empty: valid
-	}{
-		{name: "v0.10 as written: numeric clientId, backoff in nanoseconds", data: `
+	tests := []testenv.ParseCase{ // WantErr empty: valid
+		{Name: "v0.10 as written: numeric clientId, backoff in nanoseconds", Data: `
 url: tcp://mqtt.argo-events:1883
 topic: foo
 clientId: 1234
@@ -22,49 +19,36 @@ backoff:
   factor: 2
   jitter: 0.2
   steps: 5`},
-		{name: "backoff as a Go duration", data: "url: tcp://localhost:1883\ntopic: foo\nclientId: gw-1\nbackoff: {duration: 10s}"},
-		{name: "v0.10 without backoff or clientId", data: "url: tcp://mqtt.argo-events:1883\ntopic: foo"},
-		{name: "wildcards", data: "url: mqtt://x:1883\ntopic: sensors/+/temp/#"},
-		{name: "root wildcard", data: "url: mqtt://x:1883\ntopic: '#'"},
-		{name: "shared subscription", data: "url: tcp://x:1883\ntopic: $share/gateways/orders"},
-		{name: "brokers, TLS, auth, QoS 2, jsonBody", data: "url: ssl://a:8883, ssl://b:8883\ntopic: t\ntls: {}\nusername: u\npassword: p\nqos: 2\njsonBody: true"},
-		{name: "QoS 0 with a clean session", data: "url: ws://x:80/mqtt\ntopic: t\nqos: 0\ncleanSession: true\nclientId: x"},
+		{Name: "backoff as a Go duration", Data: "url: tcp://localhost:1883\ntopic: foo\nclientId: gw-1\nbackoff: {duration: 10s}"},
+		{Name: "v0.10 without backoff or clientId", Data: "url: tcp://mqtt.argo-events:1883\ntopic: foo"},
+		{Name: "wildcards", Data: "url: mqtt://x:1883\ntopic: sensors/+/temp/#"},
+		{Name: "root wildcard", Data: "url: mqtt://x:1883\ntopic: '#'"},
+		{Name: "shared subscription", Data: "url: tcp://x:1883\ntopic: $share/gateways/orders"},
+		{Name: "brokers, TLS, auth, QoS 2, jsonBody", Data: "url: ssl://a:8883, ssl://b:8883\ntopic: t\ntls: {}\nusername: u\npassword: p\nqos: 2\njsonBody: true"},
+		{Name: "QoS 0 with a clean session", Data: "url: ws://x:80/mqtt\ntopic: t\nqos: 0\ncleanSession: true\nclientId: x"},
 
-		{name: "missing url", data: "topic: foo", wantErr: "mqtt.url: is required"},
-		{name: "bad URL", data: "url: 'tcp://x:bad port'\ntopic: foo", wantErr: `mqtt.url: "tcp://x:bad port" is not a URL`},
-		{name: "no scheme", data: "url: x:1883\ntopic: foo", wantErr: `mqtt.url: "x:1883" has scheme "x", want tcp, mqtt, ssl, tls, mqtts, ws or wss`},
-		{name: "no host", data: "url: tcp://:1883\ntopic: foo", wantErr: `mqtt.url: "tcp://:1883" has no host`},
-		{name: "missing topic", data: "url: tcp://x:1883", wantErr: "mqtt.topic: is required"},
-		{name: "# not last", data: "url: tcp://x:1883\ntopic: a/#/b", wantErr: `mqtt.topic: "a/#/b": '#' must be the whole last level`},
-		{name: "+ inside a level", data: "url: tcp://x:1883\ntopic: a/b+/c", wantErr: `mqtt.topic: "a/b+/c": '+' must be a whole level`},
-		{name: "negative backoff", data: "url: tcp://x:1883\ntopic: t\nbackoff: {duration: -10000000000}", wantErr: "mqtt.backoff.duration: must not be negative, got -10s"},
-		{name: "negative jitter", data: "url: tcp://x:1883\ntopic: t\nbackoff: {jitter: -1}", wantErr: "mqtt.backoff.jitter: must not be negative, got -1"},
-		{name: "QoS 3", data: "url: tcp://x:1883\ntopic: t\nqos: 3", wantErr: "mqtt.qos: must be 0, 1 or 2, got 3"},
-		{name: "negative QoS", data: "url: tcp://x:1883\ntopic: t\nqos: -1", wantErr: "mqtt.qos: must be 0, 1 or 2, got -1"},
-		{name: "persistent session without clientId", data: "url: tcp://x:1883\ntopic: t\ncleanSession: false", wantErr: "mqtt.cleanSession: false needs a clientId"},
-		{name: "password alone", data: "url: tcp://x:1883\ntopic: t\npassword: p", wantErr: "mqtt.username: is required with a password"},
-		{name: "clientId a list", data: "url: tcp://x:1883\ntopic: t\nclientId: [1]", wantErr: "mqtt: invalid configuration: clientId: want a string or a number"},
-		{name: "unknown field", data: "url: tcp://x:1883\ntopic: t\nclient: x", wantErr: `mqtt: invalid configuration: unknown field "client"`},
+		{Name: "missing url", Data: "topic: foo", WantErr: "mqtt.url: is required"},
+		{Name: "bad URL", Data: "url: 'tcp://x:bad port'\ntopic: foo", WantErr: `mqtt.url: "tcp://x:bad port" is not a URL`},
+		{Name: "no scheme", Data: "url: x:1883\ntopic: foo", WantErr: `mqtt.url: "x:1883" has scheme "x", want tcp, mqtt, ssl, tls, mqtts, ws or wss`},
+		{Name: "no host", Data: "url: tcp://:1883\ntopic: foo", WantErr: `mqtt.url: "tcp://:1883" has no host`},
+		{Name: "missing topic", Data: "url: tcp://x:1883", WantErr: "mqtt.topic: is required"},
+		{Name: "# not last", Data: "url: tcp://x:1883\ntopic: a/#/b", WantErr: `mqtt.topic: "a/#/b": '#' must be the whole last level`},
+		{Name: "+ inside a level", Data: "url: tcp://x:1883\ntopic: a/b+/c", WantErr: `mqtt.topic: "a/b+/c": '+' must be a whole level`},
+		{Name: "negative backoff", Data: "url: tcp://x:1883\ntopic: t\nbackoff: {duration: -10000000000}", WantErr: "mqtt.backoff.duration: must not be negative, got -10s"},
+		{Name: "negative jitter", Data: "url: tcp://x:1883\ntopic: t\nbackoff: {jitter: -1}", WantErr: "mqtt.backoff.jitter: must not be negative, got -1"},
+		{Name: "QoS 3", Data: "url: tcp://x:1883\ntopic: t\nqos: 3", WantErr: "mqtt.qos: must be 0, 1 or 2, got 3"},
+		{Name: "negative QoS", Data: "url: tcp://x:1883\ntopic: t\nqos: -1", WantErr: "mqtt.qos: must be 0, 1 or 2, got -1"},
+		{Name: "persistent session without clientId", Data: "url: tcp://x:1883\ntopic: t\ncleanSession: false", WantErr: "mqtt.cleanSession: false needs a clientId"},
+		{Name: "password alone", Data: "url: tcp://x:1883\ntopic: t\npassword: p", WantErr: "mqtt.username: is required with a password"},
+		{Name: "clientId a list", Data: "url: tcp://x:1883\ntopic: t\nclientId: [1]", WantErr: "mqtt: invalid configuration: clientId: want a string or a number"},
+		{Name: "unknown field", Data: "url: tcp://x:1883\ntopic: t\nclient: x", WantErr: `mqtt: invalid configuration: unknown field "client"`},
 		{
-			name:    "every problem at once",
-			data:    "url: http://x\nqos: 5\nbackoff: {steps: -1}",
-			wantErr: `mqtt.url: "http://x" has scheme "http", want tcp, mqtt, ssl, tls, mqtts, ws or wss; mqtt.topic: is required; mqtt.backoff.steps: must not be negative, got -1; mqtt.qos: must be 0, 1 or 2, got 5`,
+			Name:    "every problem at once",
+			Data:    "url: http://x\nqos: 5\nbackoff: {steps: -1}",
+			WantErr: `mqtt.url: "http://x" has scheme "http", want tcp, mqtt, ssl, tls, mqtts, ws or wss; mqtt.topic: is required; mqtt.backoff.steps: must not be negative, got -1; mqtt.qos: must be 0, 1 or 2, got 5`,
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := gateway{}.Parse(tc.name, tc.data)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Parse: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
-				t.Fatalf("Parse error = %v, want prefix %q", err, tc.wantErr)
-			}
-		})
-	}
+	testenv.ExpectParse(t, gateway{}.Parse, tests)
 }
 
 // The values v0.10 configs carry must mean what they meant, and the defaults must follow
