@@ -135,6 +135,9 @@ func (r received) bytes(t testing.TB) []byte {
 	return b
 }
 
+// text is the body as sent, as a string.
+func (r received) text(t testing.TB) string { return string(r.bytes(t)) }
+
 func decode(t testing.TB, payload []byte) received {
 	t.Helper()
 	var r received
@@ -164,36 +167,13 @@ func waitConsuming(t testing.TB, url, exchange, key string, s *testenv.Stream) {
 // the bodies and events before it.
 func readUntil(t testing.TB, s *testenv.Stream, end string) ([]string, []received) {
 	t.Helper()
-	var bodies []string
-	var events []received
-	for {
-		ev := s.Next(t, 90*time.Second)
-		if ev.GetContentType() != "application/json" {
-			t.Fatalf("content type %q", ev.GetContentType())
-		}
-		r := decode(t, ev.GetPayload())
-		body := string(r.bytes(t))
-		switch body {
-		case probe:
-			continue
-		case end:
-			return bodies, events
-		}
-		bodies = append(bodies, body)
-		events = append(events, r)
-	}
+	return testenv.ReadUntil(t, s, 90*time.Second, received.text, probe, end)
 }
 
 // readN reads the bodies of the next n events, skipping probes.
 func readN(t testing.TB, s *testenv.Stream, n int) []string {
 	t.Helper()
-	var bodies []string
-	for len(bodies) < n {
-		if body := string(decode(t, s.Next(t, 60*time.Second).GetPayload()).bytes(t)); body != probe {
-			bodies = append(bodies, body)
-		}
-	}
-	return bodies
+	return testenv.ReadN(t, s, 60*time.Second, received.text, probe, n)
 }
 
 func TestDeliversExactlyWhatWasPublished(t *testing.T) {

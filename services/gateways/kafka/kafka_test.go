@@ -127,16 +127,12 @@ func (r received) bytes(t testing.TB) []byte {
 	return b
 }
 
+// text is the body as sent, as a string.
+func (r received) text(t testing.TB) string { return string(r.bytes(t)) }
+
 func decode(t testing.TB, ev *gateways.Event) received {
 	t.Helper()
-	if ev.GetContentType() != "application/json" {
-		t.Fatalf("content type %q", ev.GetContentType())
-	}
-	var r received
-	if err := json.Unmarshal(ev.GetPayload(), &r); err != nil {
-		t.Fatalf("payload %s: %v", ev.GetPayload(), err)
-	}
-	return r
+	return testenv.DecodeJSON[received](t, ev)
 }
 
 const probe = "probe"
@@ -157,32 +153,13 @@ func waitConsuming(t testing.TB, b *broker, topic string, s *testenv.Stream) {
 // the bodies and events before it.
 func readUntil(t testing.TB, s *testenv.Stream, end string) ([]string, []received) {
 	t.Helper()
-	var bodies []string
-	var events []received
-	for {
-		r := decode(t, s.Next(t, 60*time.Second))
-		body := string(r.bytes(t))
-		switch body {
-		case probe:
-			continue
-		case end:
-			return bodies, events
-		}
-		bodies = append(bodies, body)
-		events = append(events, r)
-	}
+	return testenv.ReadUntil(t, s, 60*time.Second, received.text, probe, end)
 }
 
 // readN reads the bodies of the next n events, skipping probes.
 func readN(t testing.TB, s *testenv.Stream, n int) []string {
 	t.Helper()
-	var bodies []string
-	for len(bodies) < n {
-		if body := string(decode(t, s.Next(t, 60*time.Second)).bytes(t)); body != probe {
-			bodies = append(bodies, body)
-		}
-	}
-	return bodies
+	return testenv.ReadN(t, s, 60*time.Second, received.text, probe, n)
 }
 
 func TestPartitionDeliversExactlyWhatWasPublished(t *testing.T) {

@@ -27,21 +27,10 @@ const benchWindow = 1000
 func BenchmarkConsume(b *testing.B) {
 	broker := mqttenv.Start(b)
 	runs := 0
-	publishing := func(b *testing.B, topic string, n int) (credits chan struct{}, failed <-chan error) {
-		credits = make(chan struct{}, benchWindow)
-		errs := make(chan error, 1)
+	// publishing publishes n messages to topic, at most benchWindow ahead of the consumer.
+	publishing := func(topic string, n int) *testenv.Window {
 		body := make([]byte, 100)
-		go func() {
-			for range n {
-				credits <- struct{}{}
-				if err := broker.Publish(topic, body, 1); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-		return credits, errs
+		return testenv.PublishWindowed(n, benchWindow, func() error { return broker.Publish(topic, body, 1) }, nil)
 	}
 
 	b.Run("raw", func(b *testing.B) {
@@ -59,17 +48,17 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatal(tok.Error())
 		}
 		b.ResetTimer()
-		credits, failed := publishing(b, topic, b.N)
+		w := publishing(topic, b.N)
 		for range b.N {
 			select {
 			case <-got:
 			case <-time.After(time.Minute):
 				b.Fatal("no message within a minute")
 			}
-			<-credits
+			w.Credit()
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		if err := <-failed; err != nil {
+		if err := w.Wait(); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -82,14 +71,10 @@ func BenchmarkConsume(b *testing.B) {
 		s := testenv.OpenStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: data})
 		waitSubscribed(b, broker, topic)
 		b.ResetTimer()
-		credits, failed := publishing(b, topic, b.N)
-		for range b.N {
-			s.Next(b, time.Minute)
-			<-credits
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		w := publishing(topic, b.N)
+		testenv.ConsumeStream(b, s, w.Credit)
 		b.StopTimer()
-		if err := <-failed; err != nil {
+		if err := w.Wait(); err != nil {
 			b.Fatal(err)
 		}
 		s.Close()

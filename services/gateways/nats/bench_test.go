@@ -27,23 +27,10 @@ func BenchmarkConsume(b *testing.B) {
 	url := natsenv.Start(b, -1)
 	pub := connect(b, url)
 	runs := 0
-	// publishing publishes n messages to subject, each after taking a credit; the consumer
-	// gives one back per message it got.
-	publishing := func(b *testing.B, subject string, n int) (credits chan struct{}, failed <-chan error) {
-		credits = make(chan struct{}, benchWindow)
-		errs := make(chan error, 1)
+	// publishing publishes n messages to subject, at most benchWindow ahead of the consumer.
+	publishing := func(subject string, n int) *testenv.Window {
 		body := make([]byte, 100)
-		go func() {
-			for range n {
-				credits <- struct{}{}
-				if err := pub.Publish(subject, body); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- pub.Flush()
-		}()
-		return credits, errs
+		return testenv.PublishWindowed(n, benchWindow, func() error { return pub.Publish(subject, body) }, pub.Flush)
 	}
 
 	b.Run("raw", func(b *testing.B) {
@@ -61,15 +48,15 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ResetTimer()
-		credits, failed := publishing(b, subject, b.N)
+		w := publishing(subject, b.N)
 		for range b.N {
 			if _, err := sub.NextMsg(time.Minute); err != nil {
 				b.Fatal(err)
 			}
-			<-credits
+			w.Credit()
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-		if err := <-failed; err != nil {
+		if err := w.Wait(); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -84,14 +71,10 @@ func BenchmarkConsume(b *testing.B) {
 		s := testenv.OpenStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: "url: " + url + "\nsubject: " + subject})
 		sub := <-subs
 		b.ResetTimer()
-		credits, failed := publishing(b, subject, b.N)
-		for range b.N {
-			s.Next(b, time.Minute)
-			<-credits
-		}
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		w := publishing(subject, b.N)
+		testenv.ConsumeStream(b, s, w.Credit)
 		b.StopTimer()
-		if err := <-failed; err != nil {
+		if err := w.Wait(); err != nil {
 			b.Fatal(err)
 		}
 		if dropped, _ := sub.Dropped(); dropped > 0 {
