@@ -16,7 +16,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/server"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/amqpenv"
@@ -365,25 +364,13 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	b := amqpenv.Start(t)
 	exchange, queue := names(t)
 	declareQueue(t, b.URL, exchange, "topic", queue, "orders.#")
-	gw := testenv.StartGateway(t, gateway{})
-	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
-	testenv.StartClient(t, testenv.ClientConfig{
-		GatewayType: gatewayType,
-		Servers:     []string{gw.Addr},
-		Sensors:     []string{sensor.URL},
-		Sources: map[string]string{"orders": fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: topic\nroutingKey: orders.#\njsonBody: true\nqueueDeclare:\n  name: %s\n  durable: true",
-			b.URL, exchange, queue)},
-	})
+	sensor := testenv.StartEndToEnd(t, gateway{}, "orders", fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: topic\nroutingKey: orders.#\njsonBody: true\nqueueDeclare:\n  name: %s\n  durable: true",
+		b.URL, exchange, queue))
 	publish(t, b.URL, exchange, "orders.eu.created", texts(true, `{"order":1}`, `{"order":2}`, `{"order":3}`)...)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got, err := sensor.Wait(ctx, 3)
-	if err != nil {
-		t.Fatalf("sensor: %v", err)
-	}
+	got, data := testenv.WaitJSON[received](t, sensor, 3, 60*time.Second)
 	for i, ev := range got {
-		r := decode(t, ev.Data())
+		r := data[i]
 		want := fmt.Sprintf(`{"order":%d}`, i+1)
 		if ev.Type() != gatewayType || ev.Subject() != "orders" || ev.Source() != "amqp-gateway" || string(r.Body) != want || r.RoutingKey != "orders.eu.created" {
 			t.Errorf("event %d: type %q subject %q source %q body %s routing key %q", i, ev.Type(), ev.Subject(), ev.Source(), r.Body, r.RoutingKey)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/protos/gateways"
 )
@@ -334,27 +332,12 @@ func TestSourceWaitsForABrokerThatIsNotThereYet(t *testing.T) {
 
 func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	b := startBroker(t, map[string]int32{"orders": 1})
-	gw := testenv.StartGateway(t, gateway{})
-	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
-	testenv.StartClient(t, testenv.ClientConfig{
-		GatewayType: gatewayType,
-		Servers:     []string{gw.Addr},
-		Sensors:     []string{sensor.URL},
-		Sources:     map[string]string{"orders": fmt.Sprintf("url: %s\ntopic: orders\njsonBody: true\nconsumerGroup:\n  groupName: e2e\n  oldest: true", b.addr())},
-	})
+	sensor := testenv.StartEndToEnd(t, gateway{}, "orders", fmt.Sprintf("url: %s\ntopic: orders\njsonBody: true\nconsumerGroup:\n  groupName: e2e\n  oldest: true", b.addr()))
 	b.produceValues("orders", `{"order":1}`, `{"order":2}`, `{"order":3}`)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	got, err := sensor.Wait(ctx, 3)
-	if err != nil {
-		t.Fatalf("sensor: %v", err)
-	}
+	got, data := testenv.WaitJSON[received](t, sensor, 3, 60*time.Second)
 	for i, ev := range got {
-		var r received
-		if err := json.Unmarshal(ev.Data(), &r); err != nil {
-			t.Fatalf("event %d data %s: %v", i, ev.Data(), err)
-		}
+		r := data[i]
 		want := fmt.Sprintf(`{"order":%d}`, i+1)
 		if ev.Type() != gatewayType || ev.Subject() != "orders" || ev.Source() != "kafka-gateway" || string(r.Body) != want || r.Offset != int64(i) {
 			t.Errorf("event %d: type %q subject %q source %q body %s offset %d", i, ev.Type(), ev.Subject(), ev.Source(), r.Body, r.Offset)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/mqttenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -386,32 +384,17 @@ func TestInvalidEventSources(t *testing.T) {
 // v0.10 config as written (numeric clientId, backoff in nanoseconds).
 func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
-	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
-	testenv.StartClient(t, testenv.ClientConfig{
-		GatewayType: gatewayType,
-		Servers:     []string{gw.Addr},
-		Sensors:     []string{sensor.URL},
-		Sources: map[string]string{"sensors": fmt.Sprintf(
-			"url: %s\ntopic: sensors/+/temp\nclientId: 1234\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", broker.URL)},
-	})
+	sensor := testenv.StartEndToEnd(t, gateway{}, "sensors", fmt.Sprintf(
+		"url: %s\ntopic: sensors/+/temp\nclientId: 1234\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", broker.URL))
 	waitSubscribed(t, broker, "sensors/+/temp")
 	for i := range 3 {
 		if err := broker.Publish("sensors/kitchen/temp", []byte(fmt.Sprintf(`{"celsius":%d}`, 20+i)), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	got, err := sensor.Wait(ctx, 3)
-	if err != nil {
-		t.Fatalf("sensor: %v", err)
-	}
+	got, data := testenv.WaitJSON[received](t, sensor, 3, 60*time.Second)
 	for i, ev := range got {
-		var r received
-		if err := json.Unmarshal(ev.Data(), &r); err != nil {
-			t.Fatalf("event %d data %s: %v", i, ev.Data(), err)
-		}
+		r := data[i]
 		want := fmt.Sprintf(`{"celsius":%d}`, 20+i)
 		if ev.Type() != gatewayType || ev.Subject() != "sensors" || ev.Source() != "mqtt-gateway" ||
 			string(r.Body) != want || r.Topic != "sensors/kitchen/temp" || r.QoS != 1 {

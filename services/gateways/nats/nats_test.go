@@ -15,7 +15,6 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -341,15 +340,8 @@ func TestSlowClientDropsAreCounted(t *testing.T) {
 // v0.10 config as written (backoff in nanoseconds).
 func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	url := natsenv.Start(t, -1)
-	gw := testenv.StartGateway(t, newGateway())
-	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
-	testenv.StartClient(t, testenv.ClientConfig{
-		GatewayType: gatewayType,
-		Servers:     []string{gw.Addr},
-		Sensors:     []string{sensor.URL},
-		Sources: map[string]string{"orders": fmt.Sprintf(
-			"url: %s\nsubject: orders.*\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", url)},
-	})
+	sensor := testenv.StartEndToEnd(t, newGateway(), "orders", fmt.Sprintf(
+		"url: %s\nsubject: orders.*\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", url))
 	// Core NATS keeps nothing for a subscriber that is not there yet: probe until one
 	// reaches the sensor, then publish the messages under test.
 	nc := connect(t, url)
