@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"testing"
 )
 
 // Numbered returns n distinct message bodies, prefix-000 onwards from first, for tests
@@ -46,4 +47,15 @@ func BodyBytes(body json.RawMessage) ([]byte, error) {
 		return nil, fmt.Errorf("body %s is a string but not base64: %w", body, err)
 	}
 	return b, nil
+}
+
+// JSON is v in JSON, for a test's expected payload: JSON(t, []byte("x")) is the base64
+// string a body of bytes becomes.
+func JSON(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

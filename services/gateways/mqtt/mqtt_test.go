@@ -175,11 +175,11 @@ func TestBodiesAndMetadata(t *testing.T) {
 		body     []byte
 		wantBody string // the payload's body as compact JSON
 	}{
-		{name: "binary body intact", body: binary, wantBody: mustJSON(t, binary)},
-		{name: "JSON body as bytes without jsonBody", body: []byte(`{"a":1}`), wantBody: mustJSON(t, []byte(`{"a":1}`))},
+		{name: "binary body intact", body: binary, wantBody: testenv.JSON(t, binary)},
+		{name: "JSON body as bytes without jsonBody", body: []byte(`{"a":1}`), wantBody: testenv.JSON(t, []byte(`{"a":1}`))},
 		{name: "jsonBody", jsonBody: true, body: []byte(`{"t": 21.5}`), wantBody: `{"t":21.5}`},
-		{name: "jsonBody with a body that is not JSON", jsonBody: true, body: []byte("21.5C"), wantBody: mustJSON(t, []byte("21.5C"))},
-		{name: "retained message sent on subscribing", retained: true, body: []byte("last"), wantBody: mustJSON(t, []byte("last"))},
+		{name: "jsonBody with a body that is not JSON", jsonBody: true, body: []byte("21.5C"), wantBody: testenv.JSON(t, []byte("21.5C"))},
+		{name: "retained message sent on subscribing", retained: true, body: []byte("last"), wantBody: testenv.JSON(t, []byte("last"))},
 	}
 	broker := mqttenv.Start(t)
 	gw := testenv.StartGateway(t, gateway{})
@@ -211,14 +211,6 @@ func TestBodiesAndMetadata(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustJSON(t testing.TB, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // A broker restart mid-stream: the source reconnects, subscribes again and delivers what

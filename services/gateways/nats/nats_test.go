@@ -145,15 +145,15 @@ func TestBodiesAndHeaders(t *testing.T) {
 		wantBody string // the payload's body as JSON
 		wantHdr  map[string][]string
 	}{
-		{name: "binary body intact", msg: &nats.Msg{Data: binary}, wantBody: mustJSON(t, binary)},
+		{name: "binary body intact", msg: &nats.Msg{Data: binary}, wantBody: testenv.JSON(t, binary)},
 		{name: "empty body", msg: &nats.Msg{}, wantBody: `""`},
-		{name: "JSON body as bytes without jsonBody", msg: &nats.Msg{Data: []byte(`{"a":1}`)}, wantBody: mustJSON(t, []byte(`{"a":1}`))},
+		{name: "JSON body as bytes without jsonBody", msg: &nats.Msg{Data: []byte(`{"a":1}`)}, wantBody: testenv.JSON(t, []byte(`{"a":1}`))},
 		{name: "jsonBody", jsonBody: true, msg: &nats.Msg{Data: []byte(`{"a": [1, 2]}`)}, wantBody: `{"a":[1,2]}`},
-		{name: "jsonBody with a body that is not JSON", jsonBody: true, msg: &nats.Msg{Data: []byte("plain")}, wantBody: mustJSON(t, []byte("plain"))},
+		{name: "jsonBody with a body that is not JSON", jsonBody: true, msg: &nats.Msg{Data: []byte("plain")}, wantBody: testenv.JSON(t, []byte("plain"))},
 		{
 			name:     "headers",
 			msg:      &nats.Msg{Header: nats.Header{"Trace-Id": {"7f3a"}, "Tags": {"a", "b"}}, Data: []byte("x")},
-			wantBody: mustJSON(t, []byte("x")),
+			wantBody: testenv.JSON(t, []byte("x")),
 			wantHdr:  map[string][]string{"Trace-Id": {"7f3a"}, "Tags": {"a", "b"}},
 		},
 	}
@@ -182,14 +182,6 @@ func TestBodiesAndHeaders(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustJSON(t testing.TB, v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // A broker restart mid-stream: the source reconnects and delivers what is published after
