@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -58,4 +59,15 @@ func JSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Compact is raw without insignificant white space, to compare a payload's JSON with an
+// expected text.
+func Compact(t testing.TB, raw json.RawMessage) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatalf("JSON %s: %v", raw, err)
+	}
+	return b.String()
 }

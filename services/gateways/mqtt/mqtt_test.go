@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -199,12 +198,8 @@ func TestBodiesAndMetadata(t *testing.T) {
 				}
 			}
 			r := next(t, ch, 10*time.Second)
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, r.Body); err != nil {
-				t.Fatal(err)
-			}
-			if compact.String() != tc.wantBody {
-				t.Errorf("body = %s, want %s", compact.String(), tc.wantBody)
+			if got := testenv.Compact(t, r.Body); got != tc.wantBody {
+				t.Errorf("body = %s, want %s", got, tc.wantBody)
 			}
 			if r.Topic != topic || r.Retained != tc.retained || r.QoS != 1 {
 				t.Errorf("event = %+v, want topic %q retained %t QoS 1", r, topic, tc.retained)

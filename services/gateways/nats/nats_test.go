@@ -170,12 +170,8 @@ func TestBodiesAndHeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := next(t, ch, 10*time.Second)
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, r.Body); err != nil {
-				t.Fatal(err)
-			}
-			if compact.String() != tc.wantBody {
-				t.Errorf("body = %s, want %s", compact.String(), tc.wantBody)
+			if got := testenv.Compact(t, r.Body); got != tc.wantBody {
+				t.Errorf("body = %s, want %s", got, tc.wantBody)
 			}
 			if fmt.Sprint(r.Header) != fmt.Sprint(tc.wantHdr) {
 				t.Errorf("header = %v, want %v", r.Header, tc.wantHdr)
