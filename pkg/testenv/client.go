@@ -42,27 +42,11 @@ func StartClient(t testing.TB, cfg ClientConfig) *Client {
 	bin := Binary(t, "services/gateway-client")
 	dir := t.TempDir()
 	gatewayFile := filepath.Join(dir, "gateway.yaml")
-	manifest := fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Gateway
-metadata:
-  name: %[1]s-gateway
-  labels:
-    gateways.argoproj.io/gateway-controller-instanceid: argo-events
-    argo-events-gateway-version: v0.10
-spec:
-  type: %[1]s
-  eventSource: %[1]s-event-source
-  processorPort: "9330"
-  eventProtocol:
-    type: HTTP
-    http:
-      port: "9300"
-  watchers:
-    sensors:
-`, cfg.GatewayType)
+	sensorNames := make([]string, len(cfg.Sensors))
 	for i := range cfg.Sensors {
-		manifest += fmt.Sprintf("      - name: sensor-%d\n", i+1)
+		sensorNames[i] = fmt.Sprintf("sensor-%d", i+1)
 	}
+	manifest := GatewayManifest(cfg.GatewayType, sensorNames...)
 	if err := os.WriteFile(gatewayFile, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -121,4 +105,35 @@ func (c *Client) SetSources(t testing.TB, sources map[string]string) {
 	if err := os.Rename(tmp, c.sourcesFile); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// GatewayManifest is the Gateway manifest a user would apply for a gateway of type
+// gatewayType named "<type>-gateway", whose event sources are the ConfigMap
+// "<type>-event-source" and whose watchers are the named sensors (over HTTP, v0.10's
+// defaults for the ports).
+func GatewayManifest(gatewayType string, sensors ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: argoproj.io/v1alpha1
+kind: Gateway
+metadata:
+  name: %[1]s-gateway
+  labels:
+    gateways.argoproj.io/gateway-controller-instanceid: argo-events
+    argo-events-gateway-version: v0.10
+spec:
+  type: %[1]s
+  eventSource: %[1]s-event-source
+  processorPort: "9330"
+  eventProtocol:
+    type: HTTP
+    http:
+      port: "9300"
+`, gatewayType)
+	if len(sensors) > 0 {
+		b.WriteString("  watchers:\n    sensors:\n")
+		for _, name := range sensors {
+			fmt.Fprintf(&b, "      - name: %s\n", name)
+		}
+	}
+	return b.String()
 }

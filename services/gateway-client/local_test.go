@@ -54,25 +54,7 @@ func (s everySource) Start(ctx context.Context, emit server.Emit) error {
 	}
 }
 
-const gatewayManifest = `apiVersion: argoproj.io/v1alpha1
-kind: Gateway
-metadata:
-  name: every-gateway
-  labels:
-    gateways.argoproj.io/gateway-controller-instanceid: argo-events
-    argo-events-gateway-version: v0.10
-spec:
-  type: every
-  eventSource: every-event-source
-  processorPort: "9330"
-  eventProtocol:
-    type: HTTP
-    http:
-      port: "9300"
-  watchers:
-    sensors:
-      - name: every-sensor
-`
+var gatewayManifest = testenv.GatewayManifest("every", "every-sensor")
 
 func writeSources(t *testing.T, path string, sources map[string]string) {
 	t.Helper()
