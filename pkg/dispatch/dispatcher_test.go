@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -32,6 +34,9 @@ type sensor struct {
 	hold     chan struct{} // when non-nil, requests wait for it to close
 	accepted []received
 	requests int
+	batches  int // accepted requests in batch mode
+	// base64Batches counts batches that carried JSON data as base64.
+	base64Batches int
 }
 
 type received struct {
@@ -49,7 +54,22 @@ func startSensor(t *testing.T) (*sensor, string) {
 		if hold != nil {
 			<-hold
 		}
-		if status/100 == 2 {
+		if status/100 == 2 && cehttp.IsHTTPBatch(r.Header) {
+			var batch []cloudevents.Event
+			if err := json.Unmarshal(body, &batch); err != nil {
+				t.Errorf("sensor: undecodable batch: %v", err)
+			}
+			s.mu.Lock()
+			s.batches++
+			if strings.Contains(string(body), `"data_base64"`) {
+				s.base64Batches++
+			}
+			for _, ev := range batch {
+				s.accepted = append(s.accepted, received{id: ev.ID(), source: ev.Source(), typ: ev.Type(),
+					subject: ev.Subject(), contentType: ev.DataContentType(), data: string(ev.Data())})
+			}
+			s.mu.Unlock()
+		} else if status/100 == 2 {
 			s.mu.Lock()
 			s.accepted = append(s.accepted, received{
 				id: r.Header.Get("Ce-Id"), source: r.Header.Get("Ce-Source"), typ: r.Header.Get("Ce-Type"),
@@ -342,5 +362,67 @@ func TestConcurrencyKeepsSeveralDeliveriesInFlight(t *testing.T) {
 	}
 	if len(got) != 5 || len(ids) != 5 {
 		t.Fatalf("got %+v, want each of the 5 events once", got)
+	}
+}
+
+func TestBatchesWhatIsWaitingInOrder(t *testing.T) {
+	s, url := startSensor(t)
+	hold := make(chan struct{})
+	s.set(http.StatusOK, hold)
+	d := newDispatcher(t, Options{BatchSize: 4, AttemptTimeout: time.Minute}, url)
+
+	requests := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.requests
+	}
+	// The first event goes alone while the queue is empty; the sensor holds it while the
+	// other eight queue up.
+	dispatch := func(i int) {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dispatch(0)
+	testenv.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := requests(); n != 1 {
+			return fmt.Errorf("%d requests at the sensor, want the first event's", n)
+		}
+		return nil
+	})
+	for i := 1; i < 9; i++ {
+		dispatch(i)
+	}
+	// Fail what comes next once: a refused batch is retried whole.
+	s.set(http.StatusServiceUnavailable, nil)
+	close(hold)
+	testenv.Eventually(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := requests(); n < 3 {
+			return fmt.Errorf("%d requests, want a refused one after the held one", n)
+		}
+		return nil
+	})
+	s.set(http.StatusOK, nil)
+
+	got := waitFor(t, s, 9)
+	if len(got) != 9 {
+		t.Fatalf("got %d events, want each of the 9 once: %+v", len(got), got)
+	}
+	for i, r := range got {
+		if want := "evt-" + strconv.Itoa(i); r.id != want || r.data != fmt.Sprintf(`{"n":%d}`, i) || r.subject != "every-second" {
+			t.Fatalf("event %d is %+v, want %s: order or content lost", i, r, want)
+		}
+	}
+	s.mu.Lock()
+	batches := s.batches
+	s.mu.Unlock()
+	if batches != 2 {
+		t.Errorf("%d batches accepted, want 2 (the 8 waiting events, 4 a request)", batches)
+	}
+	if s.base64Batches != 0 {
+		t.Errorf("%d batches carried the events' JSON data as data_base64, want it as JSON", s.base64Batches)
+	}
+	if pending := d.pending(); pending != 0 {
+		t.Errorf("%d events still pending after delivery", pending)
 	}
 }

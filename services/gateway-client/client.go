@@ -65,7 +65,7 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 		names = append(names, a.String())
 	}
 
-	d := dispatch.New(tgts, dispatch.Options{QueueSize: cfg.queueSize, Concurrency: cfg.deliveryConcurrency, Metrics: dispatch.NewMetrics(reg), Log: log})
+	d := dispatch.New(tgts, dispatch.Options{QueueSize: cfg.queueSize, Concurrency: cfg.deliveryConcurrency, BatchSize: cfg.batchSize, Metrics: dispatch.NewMetrics(reg), Log: log})
 	handle := func(ctx context.Context, source string, ev *gateways.Event) error {
 		received.WithLabelValues(source).Inc()
 		ceGateway := cloudevent.Gateway{Name: gw.Name, Type: gw.Spec.Type}

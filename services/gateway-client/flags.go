@@ -27,6 +27,8 @@ type clientConfig struct {
 	queueSize int
 	// deliveryConcurrency is dispatch.Options.Concurrency: deliveries in flight per sensor.
 	deliveryConcurrency int
+	// batchSize is dispatch.Options.BatchSize: events one delivery may carry.
+	batchSize int
 
 	// restartBackoff spaces restarts of broken sources (the supervisor's default when zero);
 	// tests shorten it.
@@ -54,6 +56,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.StringVar(&cfg.observe, "metrics-address", "127.0.0.1:9301", "address of /metrics, /healthz and /status (empty: off)")
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
 	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", 1, "deliveries in flight per sensor; 1 keeps each sensor's events in order, more gives throughput")
+	fs.IntVar(&cfg.batchSize, "batch-size", 1, "events one HTTP delivery may carry, in order, when they are waiting (CloudEvents batch mode: only for sensors that accept it; 1 sends each alone, as v0.10 sensors expect)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -81,6 +84,9 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	}
 	if cfg.deliveryConcurrency <= 0 {
 		problems = append(problems, fmt.Errorf("--delivery-concurrency must be positive, got %d", cfg.deliveryConcurrency))
+	}
+	if cfg.batchSize <= 0 {
+		problems = append(problems, fmt.Errorf("--batch-size must be positive, got %d", cfg.batchSize))
 	}
 	return cfg, errors.Join(problems...)
 }

@@ -33,6 +33,7 @@ type options struct {
 	profileDir   string
 	keep         bool
 	concurrency  int
+	batchSize    int
 	rounds       int
 }
 
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles of the gateway and the client during the gateway's closed-loop run to this folder")
 	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
 	flag.IntVar(&o.concurrency, "delivery-concurrency", 0, "the gateway-client's --delivery-concurrency for the second gateway path (default: -posters)")
+	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the third gateway path (default: -posters)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -62,7 +64,10 @@ func main() {
 	if o.concurrency == 0 {
 		o.concurrency = o.posters
 	}
-	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 || o.concurrency < 1 || o.rounds < 1 {
+	if o.batchSize == 0 {
+		o.batchSize = o.posters
+	}
+	if o.posters < 1 || o.duration <= 0 || o.rate < 0 || o.size < 0 || o.concurrency < 1 || o.batchSize < 1 || o.rounds < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -posters and -duration must be positive, -rate and -size not negative")
 		os.Exit(2)
 	}
@@ -136,8 +141,8 @@ func run(ctx context.Context, o options) error {
 	client := newPosterClient(o.posters)
 	fmt.Printf("%d posters, %s closed loop and %s at %d events/s per path in %d rounds, %d-byte bodies\n",
 		o.posters, o.duration, o.rateDuration, o.rate, o.rounds, o.size)
-	fmt.Printf("gateway: the client's default, one delivery at a time per sensor (in order); %s: --delivery-concurrency %d\n\n",
-		p.gateways[1].name, o.concurrency)
+	fmt.Printf("gateway: the client's default, one delivery at a time per sensor (in order); %s: --delivery-concurrency %d; %s: --batch-size %d (in order)\n\n",
+		p.gateways[1].name, o.concurrency, p.gateways[2].name, o.batchSize)
 
 	for _, t := range targets {
 		// Warm-up: connections open, pools and heaps grown, before anything is measured.
@@ -237,10 +242,14 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		return p, err
 	}
 	for _, g := range []struct {
-		name        string
-		concurrency int
-	}{{"gateway", 1}, {fmt.Sprintf("gateway-c%d", o.concurrency), o.concurrency}} {
-		gp, err := startGateway(dir, bins, g.name, sensorURL, g.concurrency, o.profileDir != "")
+		name string
+		args []string // the gateway-client's flags that make this path
+	}{
+		{"gateway", nil},
+		{fmt.Sprintf("gateway-c%d", o.concurrency), []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
+		{fmt.Sprintf("gateway-b%d", o.batchSize), []string{"--batch-size", strconv.Itoa(o.batchSize)}},
+	} {
+		gp, err := startGateway(dir, bins, g.name, sensorURL, g.args, o.profileDir != "")
 		if gp != nil {
 			p.gateways = append(p.gateways, gp)
 		}
@@ -249,17 +258,22 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		}
 	}
 
-	for _, w := range []struct {
+	waits := []struct {
 		what  string
 		check func() error
 	}{
 		{"sensor", answers("GET", "http://"+addr["sensor"]+"/healthz", 200)},
 		{"bare baseline", answers("GET", p.bareURL, 200)},
 		{"relay baseline", answers("GET", "http://"+addr["relay"]+"/", 200)}, // an empty event, of no run
+	}
+	for _, g := range p.gateways {
 		// The route is active once a method it does not take is answered 405.
-		{"webhook route of " + p.gateways[0].name, answers("GET", p.gateways[0].url, 405)},
-		{"webhook route of " + p.gateways[1].name, answers("GET", p.gateways[1].url, 405)},
-	} {
+		waits = append(waits, struct {
+			what  string
+			check func() error
+		}{"webhook route of " + g.name, answers("GET", g.url, 405)})
+	}
+	for _, w := range waits {
 		if err := waitFor(w.what, 30*time.Second, w.check); err != nil {
 			return p, fmt.Errorf("%w (logs in %s)", err, dir)
 		}
@@ -282,7 +296,7 @@ func (p *path) stop() {
 
 // startGateway starts a webhook gateway with one source, and a gateway-client in local mode
 // that delivers its events to sensorURL.
-func startGateway(dir string, bins binaries, name, sensorURL string, concurrency int, profile bool) (*gatewayPath, error) {
+func startGateway(dir string, bins binaries, name, sensorURL string, clientArgs []string, profile bool) (*gatewayPath, error) {
 	addr := map[string]string{}
 	for _, n := range []string{"webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
 		a, err := freeAddr()
@@ -312,8 +326,8 @@ func startGateway(dir string, bins binaries, name, sensorURL string, concurrency
 		return g, err
 	}
 	args := []string{"--gateway", gatewayFile, "--event-sources", sourcesFile, "--server", addr["grpc"],
-		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"],
-		"--delivery-concurrency", strconv.Itoa(concurrency)}
+		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"]}
+	args = append(args, clientArgs...)
 	g.client, err = start("gateway-client"+suffix, bins.client, args, []string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.clientPprof}, dir, nil)
 	return g, err
 }
