@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/eventgate/eventgate/pkg/cloudevent"
 )
 
 // Sender delivers one event to one sensor. An error means the sensor did not take it and
@@ -78,7 +79,7 @@ func (s *httpSender) SendBatch(ctx context.Context, evs []cloudevents.Event) err
 		// Events carry their data as bytes, which a batch (JSON) would write as data_base64;
 		// JSON data goes in as JSON, as a sensor reading it would expect. evs is the caller's
 		// copy of the events, and the data itself is not changed.
-		if evs[i].DataBase64 && isJSON(evs[i].DataContentType()) && json.Valid(evs[i].Data()) {
+		if evs[i].DataBase64 && cloudevent.IsJSON(evs[i].DataContentType()) && json.Valid(evs[i].Data()) {
 			evs[i].DataBase64 = false
 		}
 	}
@@ -96,14 +97,6 @@ func (s *httpSender) SendBatch(ctx context.Context, evs []cloudevents.Event) err
 		return fmt.Errorf("deliver a batch of %d to %s: %s", len(evs), s.target, resp.Status)
 	}
 	return nil
-}
-
-// isJSON reports whether a data content type is JSON ("application/json",
-// "application/cloudevents+json; charset=utf-8", "text/json", ...).
-func isJSON(contentType string) bool {
-	mediaType, _, _ := strings.Cut(contentType, ";")
-	mediaType = strings.TrimSpace(mediaType)
-	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
 }
 
 // maxIdleConnsPerSensor covers any sensible Options.Concurrency.

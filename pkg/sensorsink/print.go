@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/eventgate/eventgate/pkg/cloudevent"
 )
 
 // Format is how a Sink prints the events it accepts, one line each.
@@ -117,7 +118,7 @@ func prettyData(contentType string, data []byte) string {
 	var shown string
 	var compact bytes.Buffer
 	switch {
-	case (isJSON(contentType) || contentType == "") && json.Compact(&compact, data) == nil:
+	case (cloudevent.IsJSON(contentType) || contentType == "") && json.Compact(&compact, data) == nil:
 		shown = compact.String()
 	case utf8.Valid(data):
 		shown = strconv.Quote(string(data))
@@ -152,12 +153,4 @@ func jsonReady(e *event.Event) {
 	default:
 		e.DataBase64 = !utf8.Valid(e.DataEncoded)
 	}
-}
-
-func isJSON(contentType string) bool {
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return false
-	}
-	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
 }
