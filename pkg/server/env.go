@@ -18,6 +18,12 @@ const (
 	// EnvServerHost is an eventgate addition: the address to bind, all interfaces when empty
 	// (as v0.10 did); local runs set 127.0.0.1.
 	EnvServerHost = "GATEWAY_SERVER_HOST"
+	// EnvSourceHost is an eventgate addition: the address a gateway's own inbound listeners
+	// (the webhook ports) bind. Unset, they bind where the gRPC server binds; set, they bind
+	// there, every interface when empty. The gateway-controller keeps gRPC on loopback (the
+	// gateway-client is in the same pod) and sets this empty, so that a Service reaches the
+	// webhook ports but not the gRPC port.
+	EnvSourceHost = "GATEWAY_SOURCE_HOST"
 
 	// DefaultServerPort is the v0.10 processorPort default.
 	DefaultServerPort = 9330
@@ -31,7 +37,11 @@ type Env struct {
 	Name                 string
 	ControllerInstanceID string
 	ControllerName       string
-	Host                 string
+	// Host is the address the gRPC server binds, every interface when empty.
+	Host string
+	// SourceHost is the address a gateway's own listeners bind (EnvSourceHost), every
+	// interface when empty.
+	SourceHost string
 	// Port is the gRPC port; 0 asks the kernel for a free one (tests, local runs).
 	Port int
 }
@@ -87,13 +97,27 @@ func EnvFrom(lookup func(string) (string, bool)) (Env, error) {
 			env.Port = port
 		}
 	}
-	if strings.ContainsAny(env.Host, " /:") && !strings.HasPrefix(env.Host, "[") {
+	if !isHost(env.Host) {
 		bad(EnvServerHost, "%q is not a host name or IP address", env.Host)
+	}
+	env.SourceHost = env.Host
+	if v, ok := lookup(EnvSourceHost); ok {
+		// Set but empty is every interface, not "unset": the controller means it.
+		env.SourceHost = v
+		if !isHost(v) {
+			bad(EnvSourceHost, "%q is not a host name or IP address", v)
+		}
 	}
 	if len(problems) > 0 {
 		return Env{}, fmt.Errorf("gateway environment: %s", strings.Join(problems, "; "))
 	}
 	return env, nil
+}
+
+// isHost accepts what may stand before ":port" in a listen address: empty (every
+// interface), a host name, an IPv4 address or a bracketed IPv6 address.
+func isHost(s string) bool {
+	return !strings.ContainsAny(s, " /:") || strings.HasPrefix(s, "[")
 }
 
 // isDNSName accepts RFC 1123 subdomains, the names Kubernetes objects carry.

@@ -11,6 +11,7 @@ func TestEnvFrom(t *testing.T) {
 		vars    map[string]string
 		want    Env
 		wantErr []string // every variable the error must name
+		notErr  []string // variables the error must not name
 	}{
 		{name: "nothing set: defaults", vars: nil, want: Env{Port: 9330}},
 		{
@@ -23,9 +24,31 @@ func TestEnvFrom(t *testing.T) {
 			want: Env{
 				Namespace: "argo-events", EventSourceConfigMap: "other-ns/calendar-event-source",
 				Name: "calendar-gateway", ControllerInstanceID: "argo-events",
-				ControllerName: "gateway-controller", Port: 9331, Host: "127.0.0.1",
+				ControllerName: "gateway-controller", Port: 9331, Host: "127.0.0.1", SourceHost: "127.0.0.1",
 			},
 		},
+		{
+			name: "source host unset: where gRPC binds",
+			vars: map[string]string{EnvServerHost: "127.0.0.1"},
+			want: Env{Port: 9330, Host: "127.0.0.1", SourceHost: "127.0.0.1"},
+		},
+		{
+			name: "source host empty: every interface (the gateway-controller's pods)",
+			vars: map[string]string{EnvServerHost: "127.0.0.1", EnvSourceHost: ""},
+			want: Env{Port: 9330, Host: "127.0.0.1", SourceHost: ""},
+		},
+		{
+			name: "source host set",
+			vars: map[string]string{EnvServerHost: "127.0.0.1", EnvSourceHost: "10.1.2.3"},
+			want: Env{Port: 9330, Host: "127.0.0.1", SourceHost: "10.1.2.3"},
+		},
+		{
+			name: "source host IPv6",
+			vars: map[string]string{EnvSourceHost: "[::1]"},
+			want: Env{Port: 9330, SourceHost: "[::1]"},
+		},
+		{name: "source host with a port", vars: map[string]string{EnvSourceHost: "0.0.0.0:12000"}, wantErr: []string{EnvSourceHost}},
+		{name: "source host with a space", vars: map[string]string{EnvSourceHost: "local host"}, wantErr: []string{EnvSourceHost}},
 		{name: "port zero picks a free port", vars: map[string]string{EnvServerPort: "0"}, want: Env{Port: 0}},
 		{name: "empty port keeps the default", vars: map[string]string{EnvServerPort: ""}, want: Env{Port: 9330}},
 		{name: "port not a number", vars: map[string]string{EnvServerPort: "ninety"}, wantErr: []string{EnvServerPort}},
@@ -33,7 +56,7 @@ func TestEnvFrom(t *testing.T) {
 		{name: "negative port", vars: map[string]string{EnvServerPort: "-1"}, wantErr: []string{EnvServerPort}},
 		{name: "upper-case namespace", vars: map[string]string{EnvNamespace: "Argo"}, wantErr: []string{EnvNamespace}},
 		{name: "config map with two slashes", vars: map[string]string{EnvEventSourceConfigMap: "a/b/c"}, wantErr: []string{EnvEventSourceConfigMap}},
-		{name: "host with a port", vars: map[string]string{EnvServerHost: "127.0.0.1:80"}, wantErr: []string{EnvServerHost}},
+		{name: "host with a port", vars: map[string]string{EnvServerHost: "127.0.0.1:80"}, wantErr: []string{EnvServerHost}, notErr: []string{EnvSourceHost}},
 		{
 			name:    "every problem reported",
 			vars:    map[string]string{EnvName: "bad_name", EnvServerPort: "x", EnvControllerName: "-x"},
@@ -50,6 +73,11 @@ func TestEnvFrom(t *testing.T) {
 				for _, name := range tc.wantErr {
 					if !strings.Contains(err.Error(), name+": ") {
 						t.Errorf("error %q does not name %s", err, name)
+					}
+				}
+				for _, name := range tc.notErr {
+					if strings.Contains(err.Error(), name+": ") {
+						t.Errorf("error %q names %s, which is fine", err, name)
 					}
 				}
 				return

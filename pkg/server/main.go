@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/eventgate/eventgate/pkg/logging"
@@ -14,13 +15,24 @@ import (
 // through slog, serves until SIGTERM or SIGINT, stops gracefully and exits. It is all a
 // gateway's main function calls.
 func Main(gw Gateway) {
-	if err := run(gw); err != nil {
-		fmt.Fprintf(os.Stderr, "%s gateway: %v\n", gw.Type(), err)
+	mainFor(gw.Type(), func(Env) Gateway { return gw })
+}
+
+// MainFor is Main for a gateway that needs the validated environment to be built, such as
+// one that opens its own listeners on env.SourceHost.
+func MainFor(build func(Env) Gateway) {
+	mainFor(filepath.Base(os.Args[0]), build)
+}
+
+// mainFor names the process by name until the gateway is built, by its type after.
+func mainFor(name string, build func(Env) Gateway) {
+	if err := run(&name, build); err != nil {
+		fmt.Fprintf(os.Stderr, "%s gateway: %v\n", name, err)
 		os.Exit(1)
 	}
 }
 
-func run(gw Gateway) error {
+func run(name *string, build func(Env) Gateway) error {
 	log, err := logging.FromEnv(os.Stderr, os.Getenv)
 	if err != nil {
 		return err
@@ -29,6 +41,8 @@ func run(gw Gateway) error {
 	if err != nil {
 		return err
 	}
+	gw := build(env)
+	*name = gw.Type()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log = log.With("gatewayName", env.Name, "namespace", env.Namespace)

@@ -14,6 +14,28 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
+// runAsGateway makes this test binary the webhook gateway process when a test re-executes
+// it: main runs as it does in a pod, with the environment the test gives it.
+const runAsGateway = "EVENTGATE_TEST_RUN_AS_WEBHOOK_GATEWAY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsGateway) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// startProcess runs main in a process of its own with env added to the environment.
+func startProcess(t *testing.T, env ...string) *testenv.Process {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testenv.StartProcess(t, exe, nil, append([]string{runAsGateway + "=1"}, env...)...)
+}
+
 // testCert is a self-signed certificate for 127.0.0.1 (testenv.LoopbackCert), its key
 // written to a file beside it as a user's mounted secret would be, and a client that trusts it.
 type testCert struct {

@@ -11,10 +11,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
@@ -624,4 +628,55 @@ func activeRoute(t *testing.T, g gateway, port, endpoint, method string) *route 
 	}
 	t.Fatalf("no route %s %s on port %s", method, endpoint, port)
 	return nil
+}
+
+// In the gateway-controller's pods gRPC binds loopback only (the gateway-client is in the
+// same pod) and the webhook ports every interface. 127.0.0.2 stands in for the pod's own
+// address: it is loopback on Linux, so "every interface" includes it.
+func TestListenAddresses(t *testing.T) {
+	grpcPort, webhookPort := freePort(t), freePort(t)
+	proc := startProcess(t, "GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SOURCE_HOST=", "GATEWAY_SERVER_PORT="+grpcPort)
+
+	conn, err := grpc.NewClient("127.0.0.1:"+grpcPort, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if exited, err := proc.Exited(); exited {
+			t.Fatalf("gateway exited: %v\n%s", err, proc.Output)
+		}
+		_, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+		return err
+	})
+	gw := &testenv.Gateway{Addr: "127.0.0.1:" + grpcPort, Conn: conn, Client: gateways.NewEventingClient(conn)}
+	es := startSource(t, gw, "push", `{endpoint: /push, port: "`+webhookPort+`", method: POST}`)
+
+	t.Run("webhook answers on every interface", func(t *testing.T) {
+		client := newClient(t)
+		url := "http://127.0.0.2:" + webhookPort + "/push"
+		waitActive(t, client, url)
+		if code, body, _ := send(t, client, "POST", url, strings.NewReader(`{"via": "127.0.0.2"}`), "Content-Type", "application/json"); code != 200 {
+			t.Fatalf("POST %s: %d %s", url, code, body)
+		}
+		if got := decodePayload(t, es.next(t)).Body; !bytes.Equal(got, []byte(`{"via": "127.0.0.2"}`)) {
+			t.Errorf("body = %s", got)
+		}
+	})
+	t.Run("gRPC refuses other addresses", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", "127.0.0.2:"+grpcPort, 5*time.Second)
+		if err == nil {
+			c.Close()
+			t.Fatalf("127.0.0.2:%s accepted a connection; gRPC must bind 127.0.0.1 only", grpcPort)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial 127.0.0.2:%s: %v, want connection refused", grpcPort, err)
+		}
+	})
+	t.Run("gRPC answers on 127.0.0.1", func(t *testing.T) {
+		resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health on 127.0.0.1:%s = %v, %v; want SERVING", grpcPort, resp.GetStatus(), err)
+		}
+	})
 }
