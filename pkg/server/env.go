@@ -24,6 +24,14 @@ const (
 	// gateway-client is in the same pod) and sets this empty, so that a Service reaches the
 	// webhook ports but not the gRPC port.
 	EnvSourceHost = "GATEWAY_SOURCE_HOST"
+	// EnvServerTLSCertFile and EnvServerTLSKeyFile are an eventgate addition, for a gateway
+	// server outside its client's pod: both set, gRPC is served over TLS with this
+	// certificate (PEM files); neither set, in plaintext.
+	EnvServerTLSCertFile = "GATEWAY_SERVER_TLS_CERT_FILE"
+	EnvServerTLSKeyFile  = "GATEWAY_SERVER_TLS_KEY_FILE"
+	// EnvServerTLSClientCAFile, with TLS, requires a client certificate signed by one of the
+	// CAs in this PEM file: only clients given one can start event sources.
+	EnvServerTLSClientCAFile = "GATEWAY_SERVER_TLS_CLIENT_CA_FILE"
 
 	// DefaultServerPort is the v0.10 processorPort default.
 	DefaultServerPort = 9330
@@ -44,6 +52,9 @@ type Env struct {
 	SourceHost string
 	// Port is the gRPC port; 0 asks the kernel for a free one (tests, local runs).
 	Port int
+	// TLSCertFile, TLSKeyFile and TLSClientCAFile are the gRPC server's TLS files, empty
+	// for plaintext; see TLSConfig.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
 }
 
 // Address is the host:port to listen on.
@@ -64,6 +75,9 @@ func EnvFrom(lookup func(string) (string, bool)) (Env, error) {
 		ControllerName:       get(EnvControllerName),
 		Host:                 get(EnvServerHost),
 		Port:                 DefaultServerPort,
+		TLSCertFile:          get(EnvServerTLSCertFile),
+		TLSKeyFile:           get(EnvServerTLSKeyFile),
+		TLSClientCAFile:      get(EnvServerTLSClientCAFile),
 	}
 	var problems []string
 	bad := func(name, format string, args ...any) {
@@ -107,6 +121,14 @@ func EnvFrom(lookup func(string) (string, bool)) (Env, error) {
 		if !isHost(v) {
 			bad(EnvSourceHost, "%q is not a host name or IP address", v)
 		}
+	}
+	switch {
+	case env.TLSCertFile != "" && env.TLSKeyFile == "":
+		bad(EnvServerTLSKeyFile, "required with %s", EnvServerTLSCertFile)
+	case env.TLSCertFile == "" && env.TLSKeyFile != "":
+		bad(EnvServerTLSCertFile, "required with %s", EnvServerTLSKeyFile)
+	case env.TLSCertFile == "" && env.TLSClientCAFile != "":
+		bad(EnvServerTLSClientCAFile, "client certificates need TLS: set %s and %s too", EnvServerTLSCertFile, EnvServerTLSKeyFile)
 	}
 	if len(problems) > 0 {
 		return Env{}, fmt.Errorf("gateway environment: %s", strings.Join(problems, "; "))

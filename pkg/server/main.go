@@ -41,10 +41,14 @@ func run(name *string, build func(Env) Gateway) error {
 	if err != nil {
 		return err
 	}
+	tlsConfig, err := env.TLSConfig()
+	if err != nil {
+		return err
+	}
 	gw := build(env)
 	*name = gw.Type()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log = log.With("gatewayName", env.Name, "namespace", env.Namespace)
-	return New(gw, WithLogger(log)).ListenAndServe(ctx, env.Address())
+	return New(gw, WithLogger(log), WithTLS(tlsConfig)).ListenAndServe(ctx, env.Address())
 }

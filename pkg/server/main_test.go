@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -118,5 +120,62 @@ func TestMainRejectsBadEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `GATEWAY_SERVER_PORT: "ninety" is not a port number`) {
 		t.Errorf("stderr does not name the variable:\n%s", stderr)
+	}
+}
+
+// A gateway server outside its client's pod serves gRPC over TLS and takes only clients
+// with a certificate from the CA it is given.
+func TestMainServesMutualTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	srv, client := ca.ServerCert(t), ca.ClientCert(t, "gateway-client")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd, stderr := gatewayProcess(t, server.EnvServerHost+"=127.0.0.1", server.EnvServerPort+"="+addr[len("127.0.0.1:"):],
+		server.EnvServerTLSCertFile+"="+srv.CertPath, server.EnvServerTLSKeyFile+"="+srv.KeyPath,
+		server.EnvServerTLSClientCAFile+"="+ca.Path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("gateway stderr:\n%s", stderr)
+		}
+	})
+
+	health := func(creds credentials.TransportCredentials) (healthpb.HealthCheckResponse_ServingStatus, error) {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		resp, err := healthpb.NewHealthClient(conn).Check(t.Context(), &healthpb.HealthCheckRequest{})
+		return resp.GetStatus(), err
+	}
+	mutual := credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{client.Certificate}})
+	t.Run("client certificate: served", func(t *testing.T) {
+		testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+			st, err := health(mutual)
+			if err == nil && st != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("health %v", st)
+			}
+			return err
+		})
+	})
+	for _, tc := range []struct {
+		name  string
+		creds credentials.TransportCredentials
+	}{
+		{"no client certificate: refused", credentials.NewTLS(&tls.Config{RootCAs: ca.Pool()})},
+		{"certificate from another CA: refused", credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{testenv.NewCA(t).ClientCert(t, "intruder").Certificate}})},
+		{"plaintext: refused", insecure.NewCredentials()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := health(tc.creds)
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("health = %v, %v; want Unavailable", st, err)
+			}
+			t.Logf("refused: %v", err)
+		})
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -31,6 +33,7 @@ type Server struct {
 	gw              Gateway
 	log             *slog.Logger
 	shutdownTimeout time.Duration
+	tls             *tls.Config
 }
 
 // Option adjusts a Server.
@@ -41,6 +44,9 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 
 // WithShutdownTimeout bounds the graceful stop (DefaultShutdownTimeout otherwise).
 func WithShutdownTimeout(d time.Duration) Option { return func(s *Server) { s.shutdownTimeout = d } }
+
+// WithTLS serves gRPC over TLS with cfg (Env.TLSConfig); plaintext when cfg is nil.
+func WithTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
 
 // New returns a server for gw.
 func New(gw Gateway, opts ...Option) *Server {
@@ -61,7 +67,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	grpcServer := s.newGRPCServer(stopping)
 	served := make(chan error, 1)
 	go func() { served <- grpcServer.Serve(lis) }()
-	s.log.Info("gateway server listening", "address", lis.Addr().String())
+	s.log.Info("gateway server listening", "address", lis.Addr().String(),
+		"tls", s.tls != nil, "clientCertificates", s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert)
 
 	select {
 	case err := <-served:
@@ -104,7 +111,7 @@ func (s *Server) ListenAndServe(ctx context.Context, address string) error {
 func (s *Server) newGRPCServer(stopping context.Context) *grpc.Server {
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.StartCall, logging.FinishCall)}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(s.recovered)}
-	grpcServer := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(slogAdapter(s.log), logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpts...),
@@ -119,7 +126,11 @@ func (s *Server) newGRPCServer(stopping context.Context) *grpc.Server {
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,
 		}),
-	)
+	}
+	if s.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
+	}
+	grpcServer := grpc.NewServer(opts...)
 	gateways.RegisterEventingServer(grpcServer, &eventing{gw: s.gw, log: s.log, stopping: stopping})
 
 	healthServer := health.NewServer()

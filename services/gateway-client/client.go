@@ -46,6 +46,10 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	}, []string{"event_source"})
 	reg.MustRegister(received)
 
+	creds, err := cfg.serverTLS.credentials()
+	if err != nil {
+		return nil, err
+	}
 	var conns []*grpc.ClientConn
 	closeConns := func() {
 		for _, c := range conns {
@@ -55,7 +59,7 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	var servers []supervisor.Server
 	var names []string
 	for _, a := range addrs {
-		conn, err := supervisor.Dial(a.addr)
+		conn, err := supervisor.Dial(a.addr, creds)
 		if err != nil {
 			closeConns()
 			return nil, err

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strings"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/eventgate/eventgate/pkg/dispatch"
 )
@@ -29,6 +35,8 @@ type clientConfig struct {
 	deliveryConcurrency int
 	// batchSize is dispatch.Options.BatchSize: events one delivery may carry.
 	batchSize int
+	// serverTLS is how the gateway servers are dialled: plaintext unless a flag is set.
+	serverTLS serverTLS
 
 	// restartBackoff spaces restarts of broken sources (the supervisor's default when zero);
 	// tests shorten it.
@@ -57,6 +65,9 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
 	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", 1, "deliveries in flight per sensor; 1 keeps each sensor's events in order, more gives throughput")
 	fs.IntVar(&cfg.batchSize, "batch-size", 1, "events one HTTP delivery may carry, in order, when they are waiting (CloudEvents batch mode: only for sensors that accept it; 1 sends each alone, as v0.10 sensors expect)")
+	fs.StringVar(&cfg.serverTLS.ca, "server-tls-ca", "", "dial the gateway servers over TLS, verifying them with the CAs in this PEM file (default: plaintext; the system's CAs with --server-tls-cert)")
+	fs.StringVar(&cfg.serverTLS.cert, "server-tls-cert", "", "dial the gateway servers over TLS, presenting this client certificate (PEM; with --server-tls-key)")
+	fs.StringVar(&cfg.serverTLS.key, "server-tls-key", "", "the key of --server-tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -88,7 +99,42 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	if cfg.batchSize <= 0 {
 		problems = append(problems, fmt.Errorf("--batch-size must be positive, got %d", cfg.batchSize))
 	}
+	if cfg.serverTLS.cert != "" && cfg.serverTLS.key == "" {
+		problems = append(problems, errors.New("--server-tls-key is required with --server-tls-cert"))
+	}
+	if cfg.serverTLS.cert == "" && cfg.serverTLS.key != "" {
+		problems = append(problems, errors.New("--server-tls-cert is required with --server-tls-key"))
+	}
 	return cfg, errors.Join(problems...)
+}
+
+// serverTLS is --server-tls-ca, --server-tls-cert and --server-tls-key.
+type serverTLS struct{ ca, cert, key string }
+
+// credentials reads the files once, at start; an error names the flag whose file is wrong.
+func (s serverTLS) credentials() (credentials.TransportCredentials, error) {
+	if s == (serverTLS{}) {
+		return insecure.NewCredentials(), nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.ca != "" {
+		pem, err := os.ReadFile(s.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--server-tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--server-tls-ca: no PEM certificate in %s", s.ca)
+		}
+	}
+	if s.cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.cert, s.key)
+		if err != nil {
+			return nil, fmt.Errorf("--server-tls-cert, --server-tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
 }
 
 // serverAddr is a gateway server from --server [TYPE=]ADDR.

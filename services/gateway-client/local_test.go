@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/server"
@@ -192,4 +194,85 @@ func TestFlagsTakeThePodEnvironment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A gateway server outside the client's pod serves over TLS and asks for a client
+// certificate: the client dials it with --server-tls-ca, --server-tls-cert, --server-tls-key.
+func TestLocalModeDialsServersOverMutualTLS(t *testing.T) {
+	ca := testenv.NewCA(t)
+	srvCert, clientCert := ca.ServerCert(t), ca.ClientCert(t, "gateway-client")
+	tlsConfig, err := server.Env{TLSCertFile: srvCert.CertPath, TLSKeyFile: srvCert.KeyPath, TLSClientCAFile: ca.Path}.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := testenv.StartGateway(t, everyGateway{}, server.WithTLS(tlsConfig))
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	dir := t.TempDir()
+	gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
+	if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSources(t, cmFile, map[string]string{"a": "every: 5ms"})
+
+	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", "",
+		"--server-tls-ca", ca.Path, "--server-tls-cert", clientCert.CertPath, "--server-tls-key", clientCert.KeyPath}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runLocal: %v", err)
+		}
+	})
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n := countBySubject(sensor)["a"]; n < 5 {
+			return fmt.Errorf("%d events from a", n)
+		}
+		return nil
+	})
+}
+
+func TestServerTLSFlags(t *testing.T) {
+	ca := testenv.NewCA(t)
+	client := ca.ClientCert(t, "gateway-client")
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the error of parseFlags, or else of credentials
+	}{
+		{"cert without key", []string{"--server-tls-cert", client.CertPath}, "--server-tls-key is required with --server-tls-cert"},
+		{"key without cert", []string{"--server-tls-key", client.KeyPath}, "--server-tls-cert is required with --server-tls-key"},
+		{"CA missing", []string{"--server-tls-ca", missing}, "--server-tls-ca: open " + missing + ": no such file or directory"},
+		{"CA not PEM", []string{"--server-tls-ca", client.KeyPath}, "--server-tls-ca: no PEM certificate in " + client.KeyPath},
+		{"key not the cert's", []string{"--server-tls-cert", client.CertPath, "--server-tls-key", ca.ClientCert(t, "other").KeyPath},
+			"--server-tls-cert, --server-tls-key: tls: private key does not match public key"},
+		{"CA only: TLS without a client certificate", []string{"--server-tls-ca", ca.Path}, ""},
+		{"everything", []string{"--server-tls-ca", ca.Path, "--server-tls-cert", client.CertPath, "--server-tls-key", client.KeyPath}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseFlags(append([]string{"--gateway-name", "n"}, tc.args...), noEnv)
+			if err == nil {
+				var creds credentials.TransportCredentials
+				creds, err = cfg.serverTLS.credentials()
+				if err == nil && creds.Info().SecurityProtocol != "tls" {
+					t.Errorf("credentials: %q, want tls", creds.Info().SecurityProtocol)
+				}
+			}
+			if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("no flags: plaintext", func(t *testing.T) {
+		creds, err := serverTLS{}.credentials()
+		if err != nil || creds.Info().SecurityProtocol != "insecure" {
+			t.Errorf("credentials = %v, %v; want insecure", creds, err)
+		}
+	})
 }

@@ -6,17 +6,17 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 )
 
 // Dial makes a connection to the gateway server at addr, shared by all the sources placed
 // on it. It connects lazily and reconnects by itself; reconnect attempts are capped at one
 // every 5 s (gRPC's default cap is 2 minutes), so that a restarted server gets its sources
-// back within seconds.
-func Dial(addr string) (*grpc.ClientConn, error) {
+// back within seconds. creds is insecure.NewCredentials() for plaintext.
+func Dial(addr string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},

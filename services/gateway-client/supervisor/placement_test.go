@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/dispatch"
 	"github.com/eventgate/eventgate/pkg/server"
@@ -98,7 +100,7 @@ func placer(t *testing.T, servers map[string]string, order ...string) (*Supervis
 	t.Helper()
 	var list []Server
 	for _, typ := range order {
-		conn, err := Dial(servers[typ])
+		conn, err := Dial(servers[typ], insecure.NewCredentials())
 		if err != nil {
 			t.Fatal(err)
 		}
