@@ -46,19 +46,22 @@ const (
 	PhaseCompleted Phase = "Completed"
 )
 
-// Status is what the supervisor knows of one source.
+// Status is what the supervisor knows of one source. The client's /status serves it as
+// JSON, with the camelCase keys of Kubernetes objects; a time not yet reached (StartedAt
+// of a source that never started) has no key at all.
 type Status struct {
-	ID      string
-	Name    string
-	Phase   Phase
-	Message string
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Phase   Phase  `json:"phase"`
+	Message string `json:"message,omitempty"`
 	// Server names the gateway server the source runs on, while it runs.
-	Server string `json:",omitempty"`
+	Server string `json:"server,omitempty"`
 	// Invalid is set when every server refused the source: it is retried only when its
 	// config changes.
-	Invalid bool `json:",omitempty"`
+	Invalid bool `json:"invalid,omitempty"`
 	// ConfiguredAt is when this config of the source was applied.
-	ConfiguredAt time.Time
-	StartedAt    time.Time
-	UpdatedAt    time.Time
+	ConfiguredAt time.Time `json:"configuredAt,omitzero"`
+	// StartedAt is when the source last started on a server; zero until it has.
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
 }
