@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
 # tools/testservers/build.sh: provides the servers that tests start for real but that are too
-# heavy to build per test run, and prints where they are. Idempotent: what is already there is
-# reused in milliseconds; the first kube-apiserver build takes 10-15 minutes on 2 cores.
+# heavy to build per test run, and the tools that check the Helm chart, and prints where they
+# are. Idempotent: what is already there is reused in milliseconds; the first kube-apiserver
+# build takes 10-15 minutes on 2 cores, the first helm build about 5.
 #
 #   kube-apiserver  built from tools/testservers/kube (k8s.io/kubernetes from the Go module
 #                   proxy) into $CACHE/kube-apiserver-<version>/kube-apiserver
 #   etcd            Debian etcd-server (apt-get), or, where apt has none (or with
 #                   EVENTGATE_ETCD_FROM_SOURCE=1), built from the same module into
 #                   $CACHE/etcd-<version>/etcd
+#   helm            go install helm.sh/helm/v4/cmd/helm into $CACHE/helm-<version>/helm
+#   kubeconform     go install github.com/yannh/kubeconform/cmd/kubeconform into
+#                   $CACHE/kubeconform-<version>/kubeconform
+#   kube-schemas    kubeconform's JSON schemas, generated offline by tools/kubeschema from the
+#                   swagger.json of the same k8s.io/kubernetes module and from the chart's CRDs,
+#                   into $CACHE/kube-schemas-<version>-<hash of generator and CRDs>/
 #
 # $CACHE is ${XDG_CACHE_HOME:-$HOME/.cache}/eventgate/testservers; pkg/testenv looks there
-# (and at EVENTGATE_KUBE_APISERVER / EVENTGATE_ETCD, which win).
+# (and at EVENTGATE_KUBE_APISERVER / EVENTGATE_ETCD / EVENTGATE_HELM / EVENTGATE_KUBECONFORM /
+# EVENTGATE_KUBE_SCHEMAS, which win).
 #
 #   tools/testservers/build.sh        build or install what is missing, print the paths
 #   tools/testservers/build.sh --env  the same, but print `export VAR=path` lines for eval
@@ -24,7 +32,7 @@ print_env=false
 case "${1:-}" in
   "") ;;
   --env) print_env=true ;;
-  -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "tools/testservers/build.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 esac
 
@@ -99,12 +107,70 @@ ensure_etcd() {
   ETCD="$out"
 }
 
+# The chart's tools are not the helper module's: pinned here. Helm 4 is the current major.
+HELM_VERSION=v4.3.2
+KUBECONFORM_VERSION=v0.8.0
+ROOT="$(cd "$HERE/../.." && pwd)"
+
+# goinstall OUT MODULE/PKG VERSION [ldflags]: go install into a temporary GOBIN beside OUT and
+# moves the binary into place, so that OUT is either absent or complete.
+goinstall() {
+  local out=$1 pkg=$2 version=$3 ldflags="-s -w ${4:-}" start=$SECONDS
+  mkdir -p "$(dirname "$out")"
+  local tmp
+  tmp="$(mktemp -d "$out.XXXXXX")"
+  log "go install $pkg@$version (first time: minutes) ..."
+  # Outside any module: GOFLAGS' -mod applies to the current module only, and there is none.
+  if ! (cd "$tmp" && GOFLAGS=-buildvcs=false GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "$pkg@$version"); then
+    rm -rf "$tmp"
+    return 1
+  fi
+  mv -f "$tmp/$(basename "$pkg")" "$out"
+  rm -rf "$tmp"
+  log "built $out in $((SECONDS - start))s"
+}
+
+ensure_helm() {
+  HELM="$CACHE/helm-$HELM_VERSION/helm"
+  [[ -x "$HELM" ]] || goinstall "$HELM" helm.sh/helm/v4/cmd/helm "$HELM_VERSION" \
+    "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+}
+
+ensure_kubeconform() {
+  KUBECONFORM="$CACHE/kubeconform-$KUBECONFORM_VERSION/kubeconform"
+  [[ -x "$KUBECONFORM" ]] || goinstall "$KUBECONFORM" github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+}
+
+# The schemas depend on the kubernetes version, on the generator and on the CRDs: a change to
+# either makes a new folder (older ones of the same version are removed).
+ensure_kube_schemas() {
+  local crds=("$ROOT"/deploy/helm/eventgate/crds/*.yaml)
+  local hash
+  hash="$(cat "$ROOT"/tools/kubeschema/*.go "${crds[@]}" | sha256sum | cut -c1-12)"
+  KUBE_SCHEMAS="$CACHE/kube-schemas-$KUBE_VERSION-$hash"
+  [[ -f "$KUBE_SCHEMAS/.complete" ]] && return
+  local dir
+  dir="$(cd "$MOD" && go mod download -json k8s.io/kubernetes | awk -F'"' '$2 == "Dir" { print $4 }')"
+  [[ -n "$dir" ]] || { log "cannot download k8s.io/kubernetes $KUBE_VERSION"; return 1; }
+  log "generating kubeconform schemas from $dir/api/openapi-spec/swagger.json ..."
+  rm -rf "$CACHE/kube-schemas-$KUBE_VERSION-"*
+  (cd "$ROOT" && go run ./tools/kubeschema -swagger "$dir/api/openapi-spec/swagger.json" -out "$KUBE_SCHEMAS" "${crds[@]}") >&2
+  touch "$KUBE_SCHEMAS/.complete"
+}
+
 ensure_etcd
 ensure_kube_apiserver
+ensure_helm
+ensure_kubeconform
+ensure_kube_schemas
 
 if $print_env; then
   printf 'export EVENTGATE_KUBE_APISERVER=%q\nexport EVENTGATE_ETCD=%q\n' "$KUBE_APISERVER" "$ETCD"
+  printf 'export EVENTGATE_HELM=%q\nexport EVENTGATE_KUBECONFORM=%q\nexport EVENTGATE_KUBE_SCHEMAS=%q\n' "$HELM" "$KUBECONFORM" "$KUBE_SCHEMAS"
 else
   echo "kube-apiserver $KUBE_VERSION: $KUBE_APISERVER"
   echo "etcd: $ETCD ($("$ETCD" --version 2>/dev/null | head -1))"
+  echo "helm $HELM_VERSION: $HELM"
+  echo "kubeconform $KUBECONFORM_VERSION: $KUBECONFORM"
+  echo "kubeconform schemas ($KUBE_VERSION and the chart's CRDs): $KUBE_SCHEMAS"
 fi
