@@ -391,6 +391,14 @@ def go_dependencies():
         version = "v0.27.1",
     )
     go_repository(
+        name = "com_github_go_openapi_swag_jsonutils_fixtures_test",
+        build_file_proto_mode = "disable_global",
+        importpath = "github.com/go-openapi/swag/jsonutils/fixtures_test",
+        sum = "h1:mJu3COL9WEaZVp/Kf2PRMi7tPszPEJfSr/OO75ynCs8=",
+        version = "v0.27.1",
+    )
+
+    go_repository(
         name = "com_github_go_openapi_swag_loading",
         build_file_proto_mode = "disable_global",
         importpath = "github.com/go-openapi/swag/loading",
@@ -438,6 +446,20 @@ def go_dependencies():
         importpath = "github.com/go-openapi/swag/yamlutils",
         sum = "h1:ftxv6xvXb1E3zohUc+okZ9nSqNb9StQX/FXnKZ98sQA=",
         version = "v0.27.1",
+    )
+    go_repository(
+        name = "com_github_go_openapi_testify_enable_yaml_v2",
+        build_file_proto_mode = "disable_global",
+        importpath = "github.com/go-openapi/testify/enable/yaml/v2",
+        sum = "h1:gGHwAJ0R/5jU8BEGDbfRNR3hL68dAVi84WuOApp29B0=",
+        version = "v2.6.0",
+    )
+    go_repository(
+        name = "com_github_go_openapi_testify_v2",
+        build_file_proto_mode = "disable_global",
+        importpath = "github.com/go-openapi/testify/v2",
+        sum = "h1:5PKH2HE7YJ/LuRPQGvSxBRlFXNQhSetBLlGAgUEu3ug=",
+        version = "v2.6.0",
     )
 
     go_repository(
@@ -1393,6 +1415,14 @@ def go_dependencies():
         sum = "h1:COkYLr4k7nDI4r6QtMML2AfzeIswWHAJthLS6K/M/54=",
         version = "v0.58.0",
     )
+    go_repository(
+        name = "org_golang_x_crypto_x509roots_fallback",
+        build_file_proto_mode = "disable_global",
+        importpath = "golang.org/x/crypto/x509roots/fallback",
+        sum = "h1:5NBkmd8MXirajj6AAEpi4HFVJnVkBNPTL1ggYAKqaws=",
+        version = "v0.0.0-20261030153154-30a33513ff6d",
+    )
+
     go_repository(
         name = "org_golang_x_exp",
         build_file_proto_mode = "disable_global",

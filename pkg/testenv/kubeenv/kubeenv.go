@@ -342,3 +342,22 @@ func freePort() (int, error) {
 	defer lis.Close()
 	return lis.Addr().(*net.TCPAddr).Port, nil
 }
+
+// ServiceAccountKubeconfig writes a kubeconfig that acts as the ServiceAccount ns/name (the
+// admin impersonating it, with the groups the API server gives service accounts), so that a
+// process under test has exactly the rights RBAC grants that account.
+func (e *Env) ServiceAccountKubeconfig(t testing.TB, ns, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile(e.AdminKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := "system:serviceaccount:" + ns + ":" + name
+	groups := fmt.Sprintf("[system:serviceaccounts, %q, system:authenticated]", "system:serviceaccounts:"+ns)
+	kc := strings.Replace(string(raw), "  user: {token: ", fmt.Sprintf("  user: {as: %q, as-groups: %s, token: ", user, groups), 1)
+	path := filepath.Join(t.TempDir(), "sa.kubeconfig")
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
