@@ -8,25 +8,19 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
-// chartRules are the controller's rights, as the chart grants them.
-func chartRules(t *testing.T) []rbacv1.PolicyRule {
-	return controllerChartRules(t)
-}
-
 // The seed's example Gateway, applied unchanged but for its image names, becomes a
 // Deployment and a Service with v0.10's environment, labels and owner; the controller runs
-// as the chart's ServiceAccount; the phase goes Pending, then Running once the Deployment
+// as the chart's Deployment runs it, with its ServiceAccount's rights; the phase goes Pending, then Running once the Deployment
 // is available, and the client's status.nodes are left alone.
 func TestSeedGatewayBecomesDeploymentAndService(t *testing.T) {
 	k := newKubeTest(t)
-	k.startController(t, k.controllerAccount(t, chartRules(t)), "--instance-id", "argo-events")
+	k.startChartController(t)
 
 	gw := k.seed(t)
 	k.create(t, gw)

@@ -12,16 +12,18 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/helmenv"
 	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
@@ -59,29 +61,59 @@ func newKubeTest(t *testing.T) *kubeTest {
 	return &kubeTest{env: env, ns: ns, kube: kube, gws: kubeenv.Dynamic(t, env.Admin).Resource(gatewaysGVR).Namespace(ns)}
 }
 
-// controllerRBAC grants a ServiceAccount of the test namespace what the chart's ClusterRole
-// grants the controller, bound in that namespace only.
-func (k *kubeTest) controllerAccount(t *testing.T, rules []rbacv1.PolicyRule) string {
+// chartKinds are the objects of the rendered chart a controller test creates, by kind.
+var chartKinds = map[string]schema.GroupVersionResource{
+	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
+	"ConfigMap":      {Version: "v1", Resource: "configmaps"},
+	"Role":           {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	"RoleBinding":    {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+}
+
+// startChartController installs what the chart (single-namespace mode, into the test's
+// namespace) gives the controller: its ServiceAccount, Role, RoleBinding and ConfigMap, and
+// runs the real binary as the chart's Deployment runs it (its args and env), with exactly
+// the rights of that ServiceAccount.
+func (k *kubeTest) startChartController(t *testing.T, set ...string) *controllerProc {
 	t.Helper()
-	ctx := context.Background()
-	const name = "gateway-controller"
-	_, err := k.kube.CoreV1().ServiceAccounts(k.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	objs := helmenv.Render(t, k.ns, append([]string{"singleNamespace=true"}, set...)...)
+	dyn := kubeenv.Dynamic(t, k.env.Admin)
+	var ctr *corev1.Container
+	var account string
+	for _, o := range objs {
+		if gvr, ok := chartKinds[o.GetKind()]; ok {
+			if _, err := dyn.Resource(gvr).Namespace(k.ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("create the chart's %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+		}
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Spec.Template.Spec.Containers) != 1 {
+			t.Fatalf("the chart's controller Deployment has %d containers, want 1", len(d.Spec.Template.Spec.Containers))
+		}
+		ctr = &d.Spec.Template.Spec.Containers[0]
+		account = d.Spec.Template.Spec.ServiceAccountName
 	}
-	_, err = k.kube.RbacV1().Roles(k.ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if ctr == nil || account == "" {
+		t.Fatal("the chart renders no controller Deployment with a ServiceAccount")
 	}
-	_, err = k.kube.RbacV1().RoleBindings(k.ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: k.ns}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
+	var env []string
+	for _, e := range ctr.Env {
+		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace" {
+			v = k.ns
+		}
+		env = append(env, e.Name+"="+v)
 	}
-	return k.env.ServiceAccountKubeconfig(t, k.ns, name)
+	addr := testenv.FreePort(t)
+	// The later --metrics-address wins: the pod's port is not free on this machine.
+	args := append(append([]string(nil), ctr.Args...), "--kubeconfig", k.env.ServiceAccountKubeconfig(t, k.ns, account), "--metrics-address", addr)
+	p := testenv.StartProcess(t, testenv.Binary(t, "services/gateway-controller"), args, env...)
+	return &controllerProc{Process: p, metrics: addr}
 }
 
 // controllerProc is the real gateway-controller binary.
