@@ -232,11 +232,13 @@ func TestInvalidGateways(t *testing.T) {
 	k := newKubeTest(t)
 	c := k.startController(t, k.env.AdminKubeconfig, "--instance-id", "argo-events", "--leader-elect=false")
 	cases := []struct {
-		name, patch, field string
+		name, patch, field, reason string
 	}{
-		{"no-template", `{"spec":{"template":null}}`, "spec.template.spec.containers: required"},
-		{"nats-without-options", `{"spec":{"eventProtocol":{"type":"NATS","http":null}}}`, "spec.eventProtocol.nats: required for type NATS"},
-		{"bad-port", `{"spec":{"processorPort":"port-9330"}}`, `spec.processorPort: must be a port number (1-65535), got "port-9330"`},
+		{"no-template", `{"spec":{"template":null}}`, "spec.template.spec.containers: required", reasonInvalid},
+		{"nats-without-options", `{"spec":{"eventProtocol":{"type":"NATS","http":null}}}`, "spec.eventProtocol.nats: required for type NATS", reasonInvalid},
+		{"bad-port", `{"spec":{"processorPort":"port-9330"}}`, `spec.processorPort: must be a port number (1-65535), got "port-9330"`, reasonInvalid},
+		// Valid as a Gateway, refused by the API server as a Deployment: the create fails.
+		{"rejected-pod", `{"spec":{"template":{"spec":{"containers":[{"name":"Not_A_DNS_Label","image":"eventgate/webhook"}]}}}}`, "create Deployment", reasonChildFailed},
 	}
 	for _, tc := range cases {
 		gw := k.seed(t)
@@ -254,11 +256,11 @@ func TestInvalidGateways(t *testing.T) {
 			}
 			testenv.Eventually(t, wait, poll, func() error {
 				for _, w := range k.warnings(t, tc.name) {
-					if strings.HasPrefix(w, reasonInvalid+": ") && strings.Contains(w, tc.field) {
+					if strings.HasPrefix(w, tc.reason+": ") && strings.Contains(w, tc.field) {
 						return nil
 					}
 				}
-				return fmt.Errorf("no Warning Event %s naming %q: %v", reasonInvalid, tc.field, k.warnings(t, tc.name))
+				return fmt.Errorf("no Warning Event %s naming %q: %v", tc.reason, tc.field, k.warnings(t, tc.name))
 			})
 			if _, err := k.kube.AppsV1().Deployments(k.ns).Get(context.Background(), tc.name+"-pod", metav1.GetOptions{}); err == nil {
 				t.Error("an invalid Gateway got a Deployment")
