@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,8 +23,9 @@ const (
 // imageSpec is everything that goes into the image. Nothing else (host time, host user, file
 // mtimes) may influence it, or the digest stops being reproducible.
 type imageSpec struct {
-	binary  string // path on the host
-	name    string // file name under /bin in the image
+	binary  string   // path on the host
+	name    string   // file name under /bin in the image
+	aliases []string // more names for it under /bin (symlinks)
 	arch    string
 	env     []string
 	ports   []string // "9330/tcp"
@@ -49,7 +51,11 @@ func buildImage(spec imageSpec) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layer, err := newLayer(spec.name, bin, spec.created)
+	caCerts, err := caBundle()
+	if err != nil {
+		return nil, err
+	}
+	layer, err := newLayer(spec, bin, caCerts)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +68,7 @@ func buildImage(spec imageSpec) (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: spec.created},
-			CreatedBy: "eventgate tools/image: /bin/" + spec.name,
+			CreatedBy: "eventgate tools/image: /bin/" + spec.name + aliasNote(spec.aliases),
 		},
 		MediaType: types.OCILayer,
 	})
@@ -95,4 +101,12 @@ func buildImage(spec imageSpec) (v1.Image, error) {
 		return nil, fmt.Errorf("set config: %w", err)
 	}
 	return img, nil
+}
+
+// aliasNote is the history's mention of the aliases, empty without any.
+func aliasNote(aliases []string) string {
+	if len(aliases) == 0 {
+		return ""
+	}
+	return " (also /bin/" + strings.Join(aliases, ", /bin/") + ")"
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/eventgate/eventgate/tools/image/publish"
 )
 
 // options is the parsed and validated command line.
@@ -43,7 +45,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		insecure   = fs.Bool("insecure", false, "allow plain HTTP to the --push registry (loopback registries use HTTP anyway)")
 		quiet      = fs.Bool("quiet", false, "log errors only (build actions stay silent unless they fail)")
 		env, ports stringList
+		aliases    stringList
 	)
+	fs.Var(&aliases, "alias", "another name for the binary under /bin, a symlink to it (repeatable), e.g. webhook-gateway")
 	fs.Var(&env, "env", "KEY=VALUE added to the image's environment (repeatable)")
 	fs.Var(&ports, "port", "port the image exposes, PORT or PORT/PROTO (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -62,6 +66,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *binName == "." || *binName == ".." || strings.ContainsAny(*binName, "/\x00") {
 		return options{}, fmt.Errorf("--name %q: must be a plain file name", *binName)
 	}
+	seen := map[string]bool{*binName: true}
+	for _, a := range aliases {
+		if a == "." || a == ".." || a == "" || strings.ContainsAny(a, "/\x00") {
+			return options{}, fmt.Errorf("--alias %q: must be a plain file name", a)
+		}
+		if seen[a] {
+			return options{}, fmt.Errorf("--alias %q: /bin/%s is already in the image", a, a)
+		}
+		seen[a] = true
+	}
 	if *repository == "" {
 		*repository = "eventgate/" + *binName
 	}
@@ -73,7 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 
 	opts := options{
-		image:   imageSpec{binary: *binary, name: *binName, arch: *arch},
+		image:   imageSpec{binary: *binary, name: *binName, aliases: aliases, arch: *arch},
 		tarball: *tarball,
 		layout:  *layout,
 		quiet:   *quiet,
@@ -88,11 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return options{}, fmt.Errorf("--repository %q --tag %q: %w", *repository, *tag, err)
 	}
 	if *pushRef != "" {
-		var refOpts []name.Option
-		if *insecure {
-			refOpts = append(refOpts, name.Insecure)
-		}
-		opts.push, err = name.ParseReference(*pushRef, refOpts...)
+		opts.push, err = publish.ParseReference(*pushRef, *insecure)
 		if err != nil {
 			return options{}, fmt.Errorf("--push %q: %w", *pushRef, err)
 		}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"archive/tar"
+	"crypto/x509"
+	"encoding/pem"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/eventgate/eventgate/tools/image/publish"
 )
 
 // checkImage asserts what every image must be: a non-root entrypoint that is the given binary,
@@ -218,5 +223,60 @@ func TestReproducible(t *testing.T) {
 	}
 	if want := time.Unix(1700000000, 0); !cfg.Created.Time.Equal(want) {
 		t.Errorf("created = %v, want %v", cfg.Created.Time, want)
+	}
+}
+
+func TestAliasesAndCACerts(t *testing.T) {
+	bin := staticBinary(t)
+	out := filepath.Join(t.TempDir(), "image.tar")
+	digest := mustRunCLI(t, "--binary", bin, "--name", "webhook", "--alias", "webhook-gateway",
+		"--alias", "hook", "--tarball", out)
+
+	img, err := publish.LoadTarball(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tarball, loaded for pushing, is the image the tool built: same manifest, same digest.
+	if got, err := img.Digest(); err != nil || got.String() != digest {
+		t.Errorf("LoadTarball digest = %v (%v), the tool printed %s", got, err, digest)
+	}
+	checkImage(t, img, bin, "webhook")
+
+	files := layerFiles(t, img)
+	for _, alias := range []string{"webhook-gateway", "hook"} {
+		f, ok := files["bin/"+alias]
+		switch {
+		case !ok:
+			t.Errorf("no bin/%s in the layer", alias)
+		case f.hdr.Typeflag != tar.TypeSymlink || f.hdr.Linkname != "webhook":
+			t.Errorf("bin/%s: type %q -> %q, want a symlink to webhook (beside it)", alias, f.hdr.Typeflag, f.hdr.Linkname)
+		case f.hdr.Uid != 0 || f.hdr.Gid != 0:
+			t.Errorf("bin/%s owner = %d:%d, want 0:0", alias, f.hdr.Uid, f.hdr.Gid)
+		}
+	}
+
+	ca, ok := files["etc/ssl/certs/ca-certificates.crt"]
+	if !ok {
+		t.Fatalf("no etc/ssl/certs/ca-certificates.crt; the layer has %v", keys(files))
+	}
+	if perm := ca.hdr.FileInfo().Mode().Perm(); perm != 0o644 {
+		t.Errorf("ca-certificates.crt mode = %v, want 0644", perm)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca.data) {
+		t.Fatal("ca-certificates.crt holds no PEM certificate")
+	}
+	n := 0
+	for rest := ca.data; ; n++ {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			t.Errorf("certificate %d: %v", n, err)
+		}
+	}
+	if n < minCACerts {
+		t.Errorf("ca-certificates.crt has %d certificates, want at least %d", n, minCACerts)
 	}
 }

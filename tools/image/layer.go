@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -64,23 +63,34 @@ type entry struct {
 	name    string
 	mode    int64
 	uid     int
-	content []byte // nil for a directory
+	content []byte // nil for a directory or a symlink
+	link    string // symlink target, "" for anything else
 }
 
 // layerTar lays out the whole file system of the image. Every header field is fixed (owner,
 // mode, mtime), so the same binary always gives the same bytes and thus the same digest.
-func layerTar(binName string, bin []byte, mtime time.Time) ([]byte, error) {
+func layerTar(spec imageSpec, bin, caCerts []byte) ([]byte, error) {
 	entries := []entry{
 		{name: "bin/", mode: 0o755},
-		{name: "bin/" + binName, mode: 0o755, content: bin},
+		{name: "bin/" + spec.name, mode: 0o755, content: bin},
+	}
+	// Other names for the binary (v0.10's /bin/<type>-gateway) are relative symlinks beside it:
+	// exec follows them, and the binary is stored once.
+	for _, alias := range spec.aliases {
+		entries = append(entries, entry{name: "bin/" + alias, mode: 0o777, link: spec.name})
+	}
+	entries = append(entries, []entry{
 		{name: "etc/", mode: 0o755},
 		{name: "etc/group", mode: 0o644, content: []byte(group)},
 		{name: "etc/passwd", mode: 0o644, content: []byte(passwd)},
+		{name: "etc/ssl/", mode: 0o755},
+		{name: "etc/ssl/certs/", mode: 0o755},
+		{name: caCertsPath, mode: 0o644, content: caCerts},
 		{name: "home/", mode: 0o755},
 		{name: "home/nonroot/", mode: 0o700, uid: nonRootUID},
 		// Go's os.TempDir and many libraries expect a writable /tmp.
 		{name: "tmp/", mode: 0o1777},
-	}
+	}...)
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -89,12 +99,16 @@ func layerTar(binName string, bin []byte, mtime time.Time) ([]byte, error) {
 			Mode:    e.mode,
 			Uid:     e.uid,
 			Gid:     e.uid,
-			ModTime: mtime,
+			ModTime: spec.created,
 			Format:  tar.FormatPAX,
 		}
-		if e.content == nil {
+		switch {
+		case e.link != "":
+			hdr.Typeflag = tar.TypeSymlink
+			hdr.Linkname = e.link
+		case e.content == nil:
 			hdr.Typeflag = tar.TypeDir
-		} else {
+		default:
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = int64(len(e.content))
 		}
@@ -111,8 +125,8 @@ func layerTar(binName string, bin []byte, mtime time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func newLayer(binName string, bin []byte, mtime time.Time) (v1.Layer, error) {
-	tb, err := layerTar(binName, bin, mtime)
+func newLayer(spec imageSpec, bin, caCerts []byte) (v1.Layer, error) {
+	tb, err := layerTar(spec, bin, caCerts)
 	if err != nil {
 		return nil, err
 	}

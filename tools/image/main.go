@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/eventgate/eventgate/tools/image/publish"
 )
 
 func main() {
@@ -63,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Info("wrote OCI layout", "path", opts.layout, "digest", digest.String())
 	}
 	if opts.push != nil {
-		if err := push(ctx, opts.push, img); err != nil {
+		if err := publish.Push(ctx, opts.push, img); err != nil {
 			return err
 		}
 		log.Info("pushed", "ref", opts.push.Context().Digest(digest.String()).String())

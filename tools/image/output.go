@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -50,18 +47,6 @@ func writeLayout(dir string, tag name.Tag, img v1.Image) error {
 	annotations := map[string]string{"org.opencontainers.image.ref.name": tag.String()}
 	if err := p.AppendImage(img, layout.WithAnnotations(annotations)); err != nil {
 		return fmt.Errorf("write OCI layout %s: %w", dir, err)
-	}
-	return nil
-}
-
-// push uses the docker config's credentials (~/.docker/config.json, credential helpers) like
-// docker and crane do; a loopback test registry needs none and gets anonymous access.
-func push(ctx context.Context, ref name.Reference, img v1.Image) error {
-	err := remote.Write(ref, img,
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain))
-	if err != nil {
-		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -16,7 +19,10 @@ import (
 type expectation struct {
 	entrypoint string
 	arch       string
-	content    []byte // nil: any content
+	content    []byte   // nil: any content
+	aliases    []string // more paths that must run the entrypoint's binary
+	caCerts    string   // "": no CA bundle expected
+	minCACerts int
 }
 
 // checkTarball reports every problem at once, so one test run shows all that is wrong.
@@ -46,37 +52,74 @@ func checkImage(path string, img v1.Image, want expectation) error {
 	if uid, _, _ := strings.Cut(cfg.Config.User, ":"); uid == "" || uid == "0" || uid == "root" {
 		problems = append(problems, fmt.Errorf("user is %q, want a non-root uid", cfg.Config.User))
 	}
-	problems = append(problems, checkEntrypointFile(img, want)...)
+	fs, err := imageFiles(img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	problems = append(problems, checkEntrypointFile(fs, want)...)
+	problems = append(problems, checkAliases(fs, want)...)
+	problems = append(problems, checkCACerts(fs, want)...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%s: %w", path, errors.Join(problems...))
 	}
 	return nil
 }
 
-// checkEntrypointFile looks the entrypoint up in the layers, the last layer winning as when a
-// runtime unpacks them.
-func checkEntrypointFile(img v1.Image, want expectation) []error {
+// files is the image's file system as a runtime unpacks it: every layer in order, the last
+// one writing a path winning.
+type files map[string]file
+
+type file struct {
+	hdr  *tar.Header
+	data []byte
+}
+
+func imageFiles(img v1.Image) (files, error) {
 	layers, err := img.Layers()
 	if err != nil {
-		return []error{fmt.Errorf("layers: %w", err)}
+		return nil, fmt.Errorf("layers: %w", err)
 	}
-	inTar := strings.TrimPrefix(want.entrypoint, "/")
-	var (
-		hdr  *tar.Header
-		data []byte
-	)
+	fs := files{}
 	for _, l := range layers {
-		h, d, err := findFile(l, inTar)
-		if err != nil {
-			return []error{err}
-		}
-		if h != nil {
-			hdr, data = h, d
+		if err := readLayer(l, fs); err != nil {
+			return nil, err
 		}
 	}
-	if hdr == nil {
+	return fs, nil
+}
+
+// resolve follows symlinks (relative to their folder, or absolute) and hard links inside the
+// image to the file a path names, as exec would.
+func (fs files) resolve(p string) (file, error) {
+	p = path.Clean("/" + p)
+	for hops := 0; hops < 10; hops++ {
+		f, ok := fs[strings.TrimPrefix(p, "/")]
+		if !ok {
+			return file{}, fmt.Errorf("no file %s in the image", p)
+		}
+		switch f.hdr.Typeflag {
+		case tar.TypeSymlink:
+			if path.IsAbs(f.hdr.Linkname) {
+				p = path.Clean(f.hdr.Linkname)
+			} else {
+				p = path.Join(path.Dir(p), f.hdr.Linkname)
+			}
+		case tar.TypeLink:
+			p = path.Clean("/" + f.hdr.Linkname)
+		default:
+			return f, nil
+		}
+	}
+	return file{}, fmt.Errorf("%s: too many links", p)
+}
+
+// checkEntrypointFile checks the entrypoint itself: a regular file, not a link.
+func checkEntrypointFile(fs files, want expectation) []error {
+	f, ok := fs[strings.TrimPrefix(want.entrypoint, "/")]
+	if !ok {
 		return []error{fmt.Errorf("no file %s in the image", want.entrypoint)}
 	}
+	hdr, data := f.hdr, f.data
 	var problems []error
 	if hdr.Typeflag != tar.TypeReg {
 		problems = append(problems, fmt.Errorf("%s is not a regular file (type %q)", want.entrypoint, hdr.Typeflag))
@@ -93,28 +136,87 @@ func checkEntrypointFile(img v1.Image, want expectation) []error {
 	return problems
 }
 
-func findFile(l v1.Layer, name string) (*tar.Header, []byte, error) {
+// checkAliases checks that each alias (v0.10's /bin/<type>-gateway) runs the entrypoint's
+// binary: it resolves, through links, to a file with the same bytes.
+func checkAliases(fs files, want expectation) []error {
+	ep, err := fs.resolve(want.entrypoint)
+	if err != nil {
+		return nil // checkEntrypointFile reports it
+	}
+	var problems []error
+	for _, alias := range want.aliases {
+		f, err := fs.resolve(alias)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Errorf("alias %s: %w", alias, err))
+		case f.hdr.Typeflag != tar.TypeReg:
+			problems = append(problems, fmt.Errorf("alias %s: not a regular file (type %q)", alias, f.hdr.Typeflag))
+		case !bytes.Equal(f.data, ep.data):
+			problems = append(problems, fmt.Errorf("alias %s differs from %s (%d bytes, want %d)", alias, want.entrypoint, len(f.data), len(ep.data)))
+		case f.hdr.FileInfo().Mode().Perm()&0o111 == 0:
+			problems = append(problems, fmt.Errorf("alias %s is not executable (mode %v)", alias, f.hdr.FileInfo().Mode().Perm()))
+		}
+	}
+	return problems
+}
+
+// checkCACerts checks the CA bundle TLS clients read: present, all PEM certificates that
+// parse, and enough of them to be a real root store.
+func checkCACerts(fs files, want expectation) []error {
+	if want.caCerts == "" {
+		return nil
+	}
+	f, err := fs.resolve(want.caCerts)
+	if err != nil {
+		return []error{fmt.Errorf("CA bundle: %w", err)}
+	}
+	var problems []error
+	n := 0
+	for rest := f.data; len(bytes.TrimSpace(rest)) > 0; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			problems = append(problems, fmt.Errorf("CA bundle %s: text after certificate %d is not PEM", want.caCerts, n))
+			break
+		}
+		n++
+		if block.Type != "CERTIFICATE" {
+			problems = append(problems, fmt.Errorf("CA bundle %s: block %d is a %q, want CERTIFICATE", want.caCerts, n, block.Type))
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			problems = append(problems, fmt.Errorf("CA bundle %s: certificate %d: %w", want.caCerts, n, err))
+		}
+	}
+	if n < want.minCACerts {
+		problems = append(problems, fmt.Errorf("CA bundle %s has %d certificates, want at least %d", want.caCerts, n, want.minCACerts))
+	}
+	if perm := f.hdr.FileInfo().Mode().Perm(); perm&0o004 == 0 {
+		problems = append(problems, fmt.Errorf("CA bundle %s has mode %v: the non-root user cannot read it", want.caCerts, perm))
+	}
+	return problems
+}
+
+func readLayer(l v1.Layer, fs files) error {
 	rc, err := l.Uncompressed()
 	if err != nil {
-		return nil, nil, fmt.Errorf("layer: %w", err)
+		return fmt.Errorf("layer: %w", err)
 	}
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil, nil, nil
+			return nil
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("layer: %w", err)
-		}
-		if strings.TrimPrefix(hdr.Name, "./") != name {
-			continue
+			return fmt.Errorf("layer: %w", err)
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("layer: %s: %w", name, err)
+			return fmt.Errorf("layer: %s: %w", hdr.Name, err)
 		}
-		return hdr, data, nil
+		name := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
+		fs[name] = file{hdr: hdr, data: data}
 	}
 }
