@@ -120,7 +120,8 @@ func Chart(t testing.TB) string {
 }
 
 // Run runs helm with args, in a private configuration (HELM_*_HOME in a temporary folder),
-// and returns what it printed, stdout then stderr.
+// and returns what it printed on stdout; the error, if any, carries stderr. (helm logs to
+// stderr, e.g. about the symbolic links of Bazel's runfiles.)
 func Run(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	helm := Helm(t)
@@ -134,12 +135,10 @@ func Run(t testing.TB, args ...string) (string, error) {
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	out := stdout.String() + stderr.String()
-	if err != nil {
-		return out, fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return out, nil
+	return stdout.String(), nil
 }
 
 // TemplateYAML renders the chart in chartDir as release Release (`helm template`), with more
