@@ -328,7 +328,7 @@ func TestKubernetesModeRefusesAGatewayWithoutWatchers(t *testing.T) {
 // The whole command line, kubeconfig file included: a missing Gateway is named.
 func TestKubernetesModeNamesAMissingGateway(t *testing.T) {
 	k := newKubeTest(t)
-	err := run(context.Background(), []string{"--kubeconfig", k.env.AdminKubeconfig, "--gateway-name", "nope", "--namespace", k.ns, "--metrics-address", ""})
+	err := run(context.Background(), []string{"--kubeconfig", k.env.AdminKubeconfig, "--gateway-name", "nope", "--namespace", k.ns, "--metrics-address", ""}, testenv.Logger(t))
 	if want := "Gateway " + k.ns + "/nope not found"; err == nil || err.Error() != want {
 		t.Fatalf("run = %v, want %q", err, want)
 	}

@@ -4,29 +4,16 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/eventgate/eventgate/pkg/logging"
+	"github.com/eventgate/eventgate/pkg/program"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-controller:", err)
-		os.Exit(1)
-	}
-}
+func main() { program.Main("gateway-controller", run) }
 
-func run(ctx context.Context, args []string) error {
+func run(ctx context.Context, args []string, log *slog.Logger) error {
 	opts, err := parseFlags(args, os.Getenv)
-	if err != nil {
-		return err
-	}
-	log, err := logging.FromEnv(os.Stderr, os.Getenv)
 	if err != nil {
 		return err
 	}
