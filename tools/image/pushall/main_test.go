@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,7 +26,16 @@ func init() {
 func testImages(t *testing.T) []publish.Image {
 	t.Helper()
 	if len(realImages) > 0 {
-		return realImages
+		// rules_go starts a test in its package's folder; the paths are from the workspace root.
+		root := filepath.Join(os.Getenv("TEST_SRCDIR"), os.Getenv("TEST_WORKSPACE"))
+		var images []publish.Image
+		for _, im := range realImages {
+			if !filepath.IsAbs(im.Tarball) {
+				im.Tarball = filepath.Join(root, im.Tarball)
+			}
+			images = append(images, im)
+		}
+		return images
 	}
 	var images []publish.Image
 	for _, n := range []string{"webhook", "calendar", "gateway-client"} {
