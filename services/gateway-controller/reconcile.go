@@ -66,7 +66,7 @@ func (c *controller) reconcile(ctx context.Context, key string) error {
 	if available(deploy) {
 		return c.setStatus(ctx, u, v1alpha1.NodePhaseRunning, fmt.Sprintf("Deployment %s is available", deploy.Name), "")
 	}
-	return c.setStatus(ctx, u, phasePending, fmt.Sprintf("waiting for Deployment %s to become available", deploy.Name), "")
+	return c.setStatus(ctx, u, v1alpha1.NodePhasePending, fmt.Sprintf("waiting for Deployment %s to become available", deploy.Name), "")
 }
 
 // validate adds to the API's own checks what only a controller needs: a pod to run.

@@ -13,9 +13,6 @@ import (
 	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
 )
 
-// phasePending is the phase of a Gateway whose Deployment is not available yet.
-const phasePending v1alpha1.NodePhase = "Pending"
-
 // setStatus writes the Gateway's phase and message when they changed, with a merge patch of
 // those two fields only: the gateway-client writes status.nodes of the same object, and a
 // full update would race it. An Error also becomes a Warning Event (with reason), once per

@@ -13,6 +13,9 @@ const (
 	NodePhaseCompleted      NodePhase = "Completed"
 	NodePhaseRemove         NodePhase = "Remove"
 	NodePhaseResourceUpdate NodePhase = "ResourceUpdate"
+	// NodePhasePending is an eventgate addition: the gateway-controller made the gateway's
+	// Deployment, which is not available yet.
+	NodePhasePending NodePhase = "Pending"
 )
 
 // GatewayStatus is written by the gateway-controller (the gateway) and the gateway-client
