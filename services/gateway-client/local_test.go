@@ -92,20 +92,8 @@ func TestLocalModeFollowsTheEventSourcesFile(t *testing.T) {
 	}
 	writeSources(t, cmFile, map[string]string{"a": "every: 5ms", "garbage": "every: [oops"})
 
-	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runLocal: %v", err)
-		}
-	})
+	startLocal(t, "--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor="+sensor.URL, "--metrics-address", "")
 
 	// a runs despite its garbage sibling.
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
@@ -214,21 +202,9 @@ func TestLocalModeDialsServersOverMutualTLS(t *testing.T) {
 	}
 	writeSources(t, cmFile, map[string]string{"a": "every: 5ms"})
 
-	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", "",
-		"--server-tls-ca", ca.Path, "--server-tls-cert", clientCert.CertPath, "--server-tls-key", clientCert.KeyPath}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runLocal: %v", err)
-		}
-	})
+	startLocal(t, "--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor="+sensor.URL, "--metrics-address", "",
+		"--server-tls-ca", ca.Path, "--server-tls-cert", clientCert.CertPath, "--server-tls-key", clientCert.KeyPath)
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if n := countBySubject(sensor)["a"]; n < 5 {
 			return fmt.Errorf("%d events from a", n)
@@ -273,6 +249,25 @@ func TestServerTLSFlags(t *testing.T) {
 		creds, err := serverTLS{}.credentials()
 		if err != nil || creds.Info().SecurityProtocol != "insecure" {
 			t.Errorf("credentials = %v, %v; want insecure", creds, err)
+		}
+	})
+}
+
+// startLocal runs the client in local mode with the command line args until the test ends,
+// and fails the test if it then returns an error.
+func startLocal(t *testing.T, args ...string) {
+	t.Helper()
+	cfg, err := parseFlags(args, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runLocal: %v", err)
 		}
 	})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -28,20 +27,8 @@ func TestStatusKeys(t *testing.T) {
 	}
 	writeSources(t, cmFile, map[string]string{"running": "every: 5ms", "invalid": "every: [oops"})
 	obs := freeLoopbackAddr(t)
-	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", obs}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runLocal(ctx, cfg, testenv.Logger(t)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runLocal: %v", err)
-		}
-	})
+	startLocal(t, "--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor="+sensor.URL, "--metrics-address", obs)
 
 	var byName map[string]map[string]json.RawMessage
 	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
