@@ -205,39 +205,36 @@ func (k *kubeTest) waitPhase(t *testing.T, name, phase string) string {
 	return message
 }
 
-// waitDeployment waits until the Deployment exists and cond holds for it.
+// waitDeployment waits until the Deployment exists and cond (if any) holds for it.
 func (k *kubeTest) waitDeployment(t *testing.T, name string, cond func(*appsv1.Deployment) error) *appsv1.Deployment {
 	t.Helper()
-	var d *appsv1.Deployment
-	testenv.Eventually(t, wait, poll, func() error {
-		var err error
-		d, err = k.kube.AppsV1().Deployments(k.ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cond != nil {
-			return cond(d)
-		}
-		return nil
-	})
-	return d
+	return waitFor(t, func() (*appsv1.Deployment, error) {
+		return k.kube.AppsV1().Deployments(k.ns).Get(context.Background(), name, metav1.GetOptions{})
+	}, cond)
 }
 
 func (k *kubeTest) waitService(t *testing.T, name string, cond func(*corev1.Service) error) *corev1.Service {
 	t.Helper()
-	var s *corev1.Service
+	return waitFor(t, func() (*corev1.Service, error) {
+		return k.kube.CoreV1().Services(k.ns).Get(context.Background(), name, metav1.GetOptions{})
+	}, cond)
+}
+
+// waitFor waits until get succeeds and cond (if any) holds for what it got.
+func waitFor[T any](t *testing.T, get func() (T, error), cond func(T) error) T {
+	t.Helper()
+	var obj T
 	testenv.Eventually(t, wait, poll, func() error {
 		var err error
-		s, err = k.kube.CoreV1().Services(k.ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
+		if obj, err = get(); err != nil {
 			return err
 		}
 		if cond != nil {
-			return cond(s)
+			return cond(obj)
 		}
 		return nil
 	})
-	return s
+	return obj
 }
 
 func (k *kubeTest) waitGone(t *testing.T, what string, get func() error) {
