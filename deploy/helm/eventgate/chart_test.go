@@ -348,6 +348,88 @@ func TestInstall(t *testing.T) {
 	exists(crdGVR, "", "gateways.argoproj.io")
 }
 
+// TestRBAC creates the chart's ServiceAccounts and RBAC objects on a real API server and asks
+// it what each ServiceAccount may do: the rights the controller and gateway pods need, in the
+// namespaces they need them, and no more.
+func TestRBAC(t *testing.T) {
+	env := kubeenv.Shared(t)
+	type access struct {
+		sa, verb, group, resource, ns string
+		allowed                       bool
+	}
+	const ctl, gw = "eventgate-controller", "argo-events-sa"
+	for _, tc := range []struct {
+		name, ns string
+		set      []string
+		checks   []access
+	}{{
+		name: "cluster-wide",
+		ns:   "rbac-cluster",
+		checks: []access{
+			{ctl, "watch", "argoproj.io", "gateways", "team-a", true},
+			{ctl, "update", "argoproj.io", "gateways", "team-a", true},
+			{ctl, "create", "apps", "deployments", "team-a", true},
+			{ctl, "delete", "", "services", "team-a", true},
+			{ctl, "create", "", "events", "team-a", true},
+			{ctl, "update", "coordination.k8s.io", "leases", "rbac-cluster", true},
+			{ctl, "update", "coordination.k8s.io", "leases", "team-a", false},
+			{ctl, "watch", "", "configmaps", "rbac-cluster", true},
+			{ctl, "get", "", "configmaps", "team-a", false},
+			{ctl, "get", "", "secrets", "rbac-cluster", false},
+			{ctl, "create", "", "pods", "team-a", false},
+			{gw, "get", "argoproj.io", "gateways", "rbac-cluster", true},
+			{gw, "patch", "argoproj.io", "gateways", "team-a", true},
+			{gw, "delete", "argoproj.io", "gateways", "rbac-cluster", false},
+			{gw, "watch", "", "configmaps", "rbac-cluster", true},
+			{gw, "get", "", "secrets", "rbac-cluster", true},
+			{gw, "list", "", "secrets", "rbac-cluster", false},
+			{gw, "list", "", "pods", "rbac-cluster", false},
+		},
+	}, {
+		name: "single namespace, extra gateway rule",
+		ns:   "rbac-single",
+		set: []string{"singleNamespace=true",
+			"gateway.rbac.extraRules[0].apiGroups[0]=,gateway.rbac.extraRules[0].resources={pods},gateway.rbac.extraRules[0].verbs={list,watch}"},
+		checks: []access{
+			{ctl, "watch", "argoproj.io", "gateways", "rbac-single", true},
+			{ctl, "watch", "argoproj.io", "gateways", "team-a", false},
+			{ctl, "create", "apps", "deployments", "rbac-single", true},
+			{ctl, "create", "apps", "deployments", "team-a", false},
+			{ctl, "update", "coordination.k8s.io", "leases", "rbac-single", true},
+			{gw, "patch", "argoproj.io", "gateways", "rbac-single", true},
+			{gw, "patch", "argoproj.io", "gateways", "team-a", false},
+			{gw, "list", "", "pods", "rbac-single", true},
+			{gw, "list", "", "pods", "team-a", false},
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": tc.ns},
+			}}
+			objs := helmenv.Render(t, tc.ns, tc.set...)
+			helmenv.Apply(t, env.Admin, append([]*unstructured.Unstructured{ns},
+				helmenv.Select(objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")...))
+			for _, a := range tc.checks {
+				c := kubeenv.Dynamic(t, helmenv.AsServiceAccount(env.Admin, tc.ns, a.sa))
+				review := &unstructured.Unstructured{Object: map[string]any{
+					"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+					"spec": map[string]any{"resourceAttributes": map[string]any{
+						"namespace": a.ns, "verb": a.verb, "group": a.group, "resource": a.resource,
+					}},
+				}}
+				res, err := c.Resource(schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}).
+					Create(context.Background(), review, metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if allowed, _, _ := unstructured.NestedBool(res.Object, "status", "allowed"); allowed != a.allowed {
+					t.Errorf("%s may %s %s.%s in %s: %v, want %v", a.sa, a.verb, a.resource, a.group, a.ns, allowed, a.allowed)
+				}
+			}
+		})
+	}
+}
+
 func rule(groups, resources []string, verbs ...string) map[string]any {
 	return map[string]any{"apiGroups": strs(groups), "resources": strs(resources), "verbs": strs(verbs)}
 }
