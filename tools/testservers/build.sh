@@ -32,7 +32,7 @@ print_env=false
 case "${1:-}" in
   "") ;;
   --env) print_env=true ;;
-  -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "tools/testservers/build.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 esac
 
@@ -138,7 +138,8 @@ ensure_helm() {
 
 ensure_kubeconform() {
   KUBECONFORM="$CACHE/kubeconform-$KUBECONFORM_VERSION/kubeconform"
-  [[ -x "$KUBECONFORM" ]] || goinstall "$KUBECONFORM" github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION"
+  [[ -x "$KUBECONFORM" ]] || goinstall "$KUBECONFORM" github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION" \
+    "-X main.version=$KUBECONFORM_VERSION"
 }
 
 # The schemas depend on the kubernetes version, on the generator and on the CRDs: a change to
