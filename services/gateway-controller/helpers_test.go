@@ -16,10 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
@@ -61,14 +61,6 @@ func newKubeTest(t *testing.T) *kubeTest {
 	return &kubeTest{env: env, ns: ns, kube: kube, gws: kubeenv.Dynamic(t, env.Admin).Resource(gatewaysGVR).Namespace(ns)}
 }
 
-// chartKinds are the objects of the rendered chart a controller test creates, by kind.
-var chartKinds = map[string]schema.GroupVersionResource{
-	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
-	"ConfigMap":      {Version: "v1", Resource: "configmaps"},
-	"Role":           {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
-	"RoleBinding":    {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
-}
-
 // startChartController installs what the chart (single-namespace mode, into the test's
 // namespace) gives the controller: its ServiceAccount, Role, RoleBinding and ConfigMap, and
 // runs the real binary as the chart's Deployment runs it (its args and env), with exactly
@@ -76,18 +68,10 @@ var chartKinds = map[string]schema.GroupVersionResource{
 func (k *kubeTest) startChartController(t *testing.T, set ...string) *controllerProc {
 	t.Helper()
 	objs := helmenv.Render(t, k.ns, append([]string{"singleNamespace=true"}, set...)...)
-	dyn := kubeenv.Dynamic(t, k.env.Admin)
+	helmenv.Apply(t, k.env.Admin, helmenv.Select(objs, "ServiceAccount", "ConfigMap", "Role", "RoleBinding"))
 	var ctr *corev1.Container
 	var account string
-	for _, o := range objs {
-		if gvr, ok := chartKinds[o.GetKind()]; ok {
-			if _, err := dyn.Resource(gvr).Namespace(k.ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("create the chart's %s %s: %v", o.GetKind(), o.GetName(), err)
-			}
-		}
-		if o.GetKind() != "Deployment" {
-			continue
-		}
+	for _, o := range helmenv.Select(objs, "Deployment") {
 		var d appsv1.Deployment
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
 			t.Fatal(err)
@@ -256,18 +240,22 @@ func (k *kubeTest) waitGone(t *testing.T, what string, get func() error) {
 func (k *kubeTest) makeAvailable(t *testing.T, name string) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := k.kube.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d, err := k.kube.AppsV1().Deployments(k.ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,
+			Conditions: []appsv1.DeploymentCondition{{
+				Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+				LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now(),
+			}},
+		}
+		_, err = k.kube.AppsV1().Deployments(k.ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation, Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,
-		Conditions: []appsv1.DeploymentCondition{{
-			Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
-			LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now(),
-		}},
-	}
-	if _, err := k.kube.AppsV1().Deployments(k.ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }

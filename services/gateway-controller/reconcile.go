@@ -129,7 +129,7 @@ type childAPI struct {
 	kind   string
 	cached func(name string) (metav1.Object, error)
 	owned  func(gw *v1alpha1.Gateway) ([]metav1.Object, error)
-	create func(ctx context.Context, obj metav1.Object) (metav1.Object, error)
+	get    func(ctx context.Context, name string) (metav1.Object, error)
 	apply  func(ctx context.Context, name string, data []byte) (metav1.Object, error)
 	delete func(ctx context.Context, name string) error
 }
@@ -137,36 +137,29 @@ type childAPI struct {
 // fieldManager owns, in the API server's field management, what the controller writes.
 const fieldManager = "gateway-controller"
 
-// ensure makes the child want exist as the Gateway asks. A child it made before is written
-// with server-side apply, forced: the API server changes nothing (and no watch event comes
-// back) when the child already says what want says, takes back a field someone edited by
-// hand, and removes a field the Gateway no longer sets. A child of the same name that is
-// not this Gateway's is never taken over.
+// ensure makes the child want exist as the Gateway asks, with server-side apply, forced: the
+// API server changes nothing (and no watch event comes back) when the child already says what
+// want says, takes back a field someone edited by hand, and removes a field the Gateway no
+// longer sets. A child of the same name that is not this Gateway's is never taken over.
 func (c *controller) ensure(ctx context.Context, gw *v1alpha1.Gateway, want metav1.Object, api childAPI) (metav1.Object, error) {
 	if err := c.removeStale(ctx, gw, want.GetName(), api); err != nil {
 		return nil, err
 	}
 	ref := fmt.Sprintf("%s %s/%s", api.kind, gw.Namespace, want.GetName())
-	notOurs := fmt.Errorf("%s exists and is not this Gateway's: rename it in the Gateway or delete it", ref)
 	have, err := api.cached(want.GetName())
 	if apierrors.IsNotFound(err) {
-		// The informer sees only children with the instance label: Create, unlike apply,
-		// fails on an object of the same name that someone else made.
-		got, err := api.create(ctx, want)
-		if apierrors.IsAlreadyExists(err) {
-			return nil, notOurs
+		// The informer sees only children with the instance label: ask the API server
+		// whether someone else's object holds the name.
+		have, err = api.get(ctx, want.GetName())
+		if apierrors.IsNotFound(err) {
+			have, err = nil, nil
 		}
-		if err != nil {
-			return nil, fmt.Errorf("create %s: %w", ref, err)
-		}
-		c.event(gw, corev1.EventTypeNormal, reasonChildCreated, "created "+ref)
-		return got, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !metav1.IsControlledBy(have, gw) {
-		return nil, notOurs
+	if have != nil && !metav1.IsControlledBy(have, gw) {
+		return nil, fmt.Errorf("%s exists and is not this Gateway's: rename it in the Gateway or delete it", ref)
 	}
 	data, err := json.Marshal(want)
 	if err != nil {
@@ -174,9 +167,17 @@ func (c *controller) ensure(ctx context.Context, gw *v1alpha1.Gateway, want meta
 	}
 	got, err := api.apply(ctx, want.GetName(), data)
 	if err != nil {
-		return nil, fmt.Errorf("apply %s: %w", ref, err)
+		verb := "update"
+		if have == nil {
+			verb = "create"
+		}
+		return nil, fmt.Errorf("%s %s: %w", verb, ref, err)
 	}
-	if got.GetResourceVersion() != have.GetResourceVersion() {
+	switch {
+	case have == nil:
+		c.log.Info("child created", "gateway", gw.Namespace+"/"+gw.Name, "kind", api.kind, "name", want.GetName())
+		c.event(gw, corev1.EventTypeNormal, reasonChildCreated, "created "+ref)
+	case got.GetResourceVersion() != have.GetResourceVersion():
 		c.log.Info("child rewritten", "gateway", gw.Namespace+"/"+gw.Name, "kind", api.kind, "name", want.GetName())
 		c.event(gw, corev1.EventTypeNormal, reasonChildUpdated, "updated "+ref)
 	}
@@ -215,8 +216,8 @@ func (c *controller) deploymentAPI(ns string) childAPI {
 			list, err := c.deployments.Deployments(ns).List(ownedBy(gw))
 			return controlled(gw, list), err
 		},
-		create: func(ctx context.Context, obj metav1.Object) (metav1.Object, error) {
-			return api.Create(ctx, obj.(*appsv1.Deployment), metav1.CreateOptions{FieldManager: fieldManager})
+		get: func(ctx context.Context, name string) (metav1.Object, error) {
+			return api.Get(ctx, name, metav1.GetOptions{})
 		},
 		apply: func(ctx context.Context, name string, data []byte) (metav1.Object, error) {
 			return api.Patch(ctx, name, types.ApplyPatchType, data, applyOptions())
@@ -234,8 +235,8 @@ func (c *controller) serviceAPI(ns string) childAPI {
 			list, err := c.services.Services(ns).List(ownedBy(gw))
 			return controlled(gw, list), err
 		},
-		create: func(ctx context.Context, obj metav1.Object) (metav1.Object, error) {
-			return api.Create(ctx, obj.(*corev1.Service), metav1.CreateOptions{FieldManager: fieldManager})
+		get: func(ctx context.Context, name string) (metav1.Object, error) {
+			return api.Get(ctx, name, metav1.GetOptions{})
 		},
 		apply: func(ctx context.Context, name string, data []byte) (metav1.Object, error) {
 			return api.Patch(ctx, name, types.ApplyPatchType, data, applyOptions())
