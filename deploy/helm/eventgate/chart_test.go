@@ -410,7 +410,7 @@ func TestRBAC(t *testing.T) {
 			helmenv.Apply(t, env.Admin, append([]*unstructured.Unstructured{ns},
 				helmenv.Select(objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")...))
 			for _, a := range tc.checks {
-				c := kubeenv.Dynamic(t, helmenv.AsServiceAccount(env.Admin, tc.ns, a.sa))
+				c := kubeenv.Dynamic(t, kubeenv.AsServiceAccount(env.Admin, tc.ns, a.sa))
 				review := &unstructured.Unstructured{Object: map[string]any{
 					"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
 					"spec": map[string]any{"resourceAttributes": map[string]any{

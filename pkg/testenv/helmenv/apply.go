@@ -3,7 +3,6 @@ package helmenv
 import (
 	"context"
 	"testing"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +13,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
 // Select returns the objects of the given kinds, in their order.
@@ -38,7 +39,7 @@ func Select(objs []*unstructured.Unstructured, kinds ...string) []*unstructured.
 //
 //	objs := helmenv.Render(t, "ns")
 //	helmenv.Apply(t, env.Admin, helmenv.Select(objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap"))
-//	cfg := helmenv.AsServiceAccount(env.Admin, "ns", "eventgate-controller")
+//	cfg := kubeenv.AsServiceAccount(env.Admin, "ns", "eventgate-controller")
 func Apply(t testing.TB, cfg *rest.Config, objs []*unstructured.Unstructured) {
 	t.Helper()
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -69,7 +70,7 @@ func Apply(t testing.TB, cfg *rest.Config, objs []*unstructured.Unstructured) {
 			t.Fatalf("create %s %s/%s: %v", gvk.Kind, o.GetNamespace(), o.GetName(), err)
 		}
 		if gvk.Kind == "CustomResourceDefinition" {
-			waitEstablished(t, r, o.GetName())
+			kubeenv.WaitServed(t, dyn, o)
 			mapper.Reset()
 			continue
 		}
@@ -80,41 +81,4 @@ func Apply(t testing.TB, cfg *rest.Config, objs []*unstructured.Unstructured) {
 			}
 		})
 	}
-}
-
-func waitEstablished(t testing.TB, r dynamic.ResourceInterface, name string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		crd, err := r.Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-		for _, c := range conds {
-			if c, _ := c.(map[string]any); c["type"] == "Established" && c["status"] == "True" {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("CRD %s not established after 30s", name)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// AsServiceAccount is cfg impersonating a ServiceAccount, as its pods' token would
-// authenticate it (cfg's user must be allowed to impersonate: kubeenv's Admin is).
-func AsServiceAccount(cfg *rest.Config, namespace, name string) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{
-		UserName: ServiceAccountUser(namespace, name),
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-	}
-	return c
-}
-
-// ServiceAccountUser is the user name a ServiceAccount authenticates as.
-func ServiceAccountUser(namespace, name string) string {
-	return "system:serviceaccount:" + namespace + ":" + name
 }

@@ -23,6 +23,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
 // Release is the release name Template and Render give helm: the objects are named
@@ -36,13 +38,13 @@ const ChartPath = "deploy/helm/eventgate"
 // Helm is the path of the helm binary.
 func Helm(t testing.TB) string {
 	t.Helper()
-	return tool(t, "helm", "EVENTGATE_HELM", "helm-v*/helm", isExecutable)
+	return tool(t, "helm", "EVENTGATE_HELM", "helm-v*/helm", kubeenv.Executable)
 }
 
 // Kubeconform is the path of the kubeconform binary.
 func Kubeconform(t testing.TB) string {
 	t.Helper()
-	return tool(t, "kubeconform", "EVENTGATE_KUBECONFORM", "kubeconform-v*/kubeconform", isExecutable)
+	return tool(t, "kubeconform", "EVENTGATE_KUBECONFORM", "kubeconform-v*/kubeconform", kubeenv.Executable)
 }
 
 // Schemas is the folder of kubeconform's schemas, one file per kind and version as
@@ -55,47 +57,14 @@ func Schemas(t testing.TB) string {
 	})
 }
 
-// tool finds a tool by its variable, else in tools/testservers/build.sh's cache (the newest
-// of what the pattern matches there), else skips or fails the test.
+// tool finds a tool of tools/testservers/build.sh's, or skips or fails the test.
 func tool(t testing.TB, what, env, pattern string, ok func(string) bool) string {
 	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
+	p := kubeenv.Find(env, ok, pattern)
+	if p == "" {
+		kubeenv.Missing(t, what, fmt.Sprintf("not found (%s, %s)", env, filepath.Join(kubeenv.CacheDir(), pattern)))
 	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	cache = filepath.Join(cache, "eventgate", "testservers")
-	found, _ := filepath.Glob(filepath.Join(cache, pattern))
-	var newest string
-	var newestTime int64
-	for _, p := range found {
-		st, err := os.Stat(p)
-		if err != nil || !ok(p) {
-			continue
-		}
-		if mt := st.ModTime().UnixNano(); newest == "" || mt > newestTime {
-			newest, newestTime = p, mt
-		}
-	}
-	if newest != "" {
-		return newest
-	}
-	msg := fmt.Sprintf("\n*** SKIPPING: %s not found (%s, %s)"+
-		"\n*** run tools/testservers/build.sh (about 5 min the first time), or the README's test command\n",
-		what, env, filepath.Join(cache, pattern))
-	if os.Getenv("EVENTGATE_REQUIRE_TEST_SERVERS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+	return p
 }
 
 // Chart is the chart's folder, found from the working directory upwards: the package's folder

@@ -21,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -71,12 +70,7 @@ func Shared(t testing.TB) *Env {
 		shared, startErr = start(apiserver, etcd)
 	})
 	if missing != "" {
-		msg := "\n*** SKIPPING: no kube-apiserver/etcd for Kubernetes-mode tests: " + missing +
-			"\n*** run tools/testservers/build.sh (10-15 min the first time), or the README's test command\n"
-		if os.Getenv("EVENTGATE_REQUIRE_TEST_SERVERS") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		Missing(t, "kube-apiserver/etcd for Kubernetes-mode tests", missing)
 	}
 	if startErr != nil {
 		t.Fatalf("kube-apiserver: %v", startErr)
@@ -97,35 +91,14 @@ func Run(m *testing.M) int {
 
 // binaries finds kube-apiserver and etcd, or says why not.
 func binaries() (apiserver, etcd, missing string) {
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	cache = filepath.Join(cache, "eventgate", "testservers")
-	find := func(env string, candidates ...string) string {
-		if p := os.Getenv(env); p != "" {
-			return p
-		}
-		for _, pattern := range candidates {
-			found, _ := filepath.Glob(pattern)
-			sort.Sort(sort.Reverse(sort.StringSlice(found))) // the newest version first
-			for _, p := range found {
-				if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-					return p
-				}
-			}
-		}
-		return ""
-	}
-	apiserver = find("EVENTGATE_KUBE_APISERVER", filepath.Join(cache, "kube-apiserver-v*", "kube-apiserver"))
-	etcd = find("EVENTGATE_ETCD", "/usr/bin/etcd", filepath.Join(cache, "etcd-v*", "etcd"))
+	apiserver = Find("EVENTGATE_KUBE_APISERVER", Executable, "kube-apiserver-v*/kube-apiserver")
+	etcd = Find("EVENTGATE_ETCD", Executable, "/usr/bin/etcd", "etcd-v*/etcd")
 	var why []string
 	if apiserver == "" {
-		why = append(why, "kube-apiserver not found (EVENTGATE_KUBE_APISERVER, "+cache+"/kube-apiserver-v*/)")
+		why = append(why, "kube-apiserver not found (EVENTGATE_KUBE_APISERVER, "+CacheDir()+"/kube-apiserver-v*/)")
 	}
 	if etcd == "" {
-		why = append(why, "etcd not found (EVENTGATE_ETCD, /usr/bin/etcd, "+cache+"/etcd-v*/)")
+		why = append(why, "etcd not found (EVENTGATE_ETCD, /usr/bin/etcd, "+CacheDir()+"/etcd-v*/)")
 	}
 	return apiserver, etcd, strings.Join(why, "; ")
 }
@@ -341,23 +314,4 @@ func freePort() (int, error) {
 	}
 	defer lis.Close()
 	return lis.Addr().(*net.TCPAddr).Port, nil
-}
-
-// ServiceAccountKubeconfig writes a kubeconfig that acts as the ServiceAccount ns/name (the
-// admin impersonating it, with the groups the API server gives service accounts), so that a
-// process under test has exactly the rights RBAC grants that account.
-func (e *Env) ServiceAccountKubeconfig(t testing.TB, ns, name string) string {
-	t.Helper()
-	raw, err := os.ReadFile(e.AdminKubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	user := "system:serviceaccount:" + ns + ":" + name
-	groups := fmt.Sprintf("[system:serviceaccounts, %q, system:authenticated]", "system:serviceaccounts:"+ns)
-	kc := strings.Replace(string(raw), "  user: {token: ", fmt.Sprintf("  user: {as: %q, as-groups: %s, token: ", user, groups), 1)
-	path := filepath.Join(t.TempDir(), "sa.kubeconfig")
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

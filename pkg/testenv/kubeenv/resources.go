@@ -63,13 +63,13 @@ func (e *Env) InstallCRDs(t testing.TB, files ...string) {
 			if err != nil && !apierrors.IsAlreadyExists(err) {
 				t.Fatalf("create CRD %s from %s: %v", crd.GetName(), file, err)
 			}
-			e.waitServed(t, c, crd)
+			WaitServed(t, c, crd)
 		}
 	}
 }
 
-// waitServed waits for the CRD's Established condition and for its resource to list.
-func (e *Env) waitServed(t testing.TB, c *dynamic.DynamicClient, crd *unstructured.Unstructured) {
+// WaitServed waits for the CRD's Established condition and for its resource to list.
+func WaitServed(t testing.TB, c dynamic.Interface, crd *unstructured.Unstructured) {
 	t.Helper()
 	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
 	plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
