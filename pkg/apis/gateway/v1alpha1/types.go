@@ -88,6 +88,12 @@ type GatewaySpec struct {
 	// Watchers receive the events; an HTTP gateway needs at least one.
 	// +optional
 	Watchers *NotificationWatchers `json:"watchers,omitempty"`
+
+	// EventVersion is accepted and not used: v0.10's example manifests (the artifact gateway's)
+	// carry it, its API had no such field, and its lenient decoding ignored it. Strict
+	// decoding here would otherwise refuse those manifests.
+	// +optional
+	EventVersion string `json:"eventVersion,omitempty"`
 }
 
 // NotificationWatchers are the components the gateway dispatches its events to.
