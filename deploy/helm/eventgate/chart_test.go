@@ -363,9 +363,14 @@ func TestRBAC(t *testing.T) {
 		set      []string
 		checks   []access
 	}{{
-		name: "cluster-wide",
+		name: "cluster-wide, resources to watch",
 		ns:   "rbac-cluster",
+		set:  []string{"gateway.rbac.watch[0].resources={configmaps,pods},gateway.rbac.watch[1].apiGroup=apps,gateway.rbac.watch[1].resources={deployments}"},
 		checks: []access{
+			{gw, "watch", "", "pods", "team-a", true},
+			{gw, "list", "apps", "deployments", "team-a", true},
+			{gw, "create", "apps", "deployments", "team-a", false},
+			{gw, "list", "", "services", "team-a", false},
 			{ctl, "watch", "argoproj.io", "gateways", "team-a", true},
 			{ctl, "update", "argoproj.io", "gateways", "team-a", true},
 			{ctl, "create", "apps", "deployments", "team-a", true},
@@ -383,7 +388,6 @@ func TestRBAC(t *testing.T) {
 			{gw, "watch", "", "configmaps", "rbac-cluster", true},
 			{gw, "get", "", "secrets", "rbac-cluster", true},
 			{gw, "list", "", "secrets", "rbac-cluster", false},
-			{gw, "list", "", "pods", "rbac-cluster", false},
 		},
 	}, {
 		name: "single namespace, extra gateway rule",
