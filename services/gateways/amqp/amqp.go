@@ -10,6 +10,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/server"
 )
 
@@ -17,11 +18,14 @@ import (
 const gatewayType = "amqp"
 
 // gateway consumes an AMQP 0-9-1 (RabbitMQ) queue bound to an exchange.
-type gateway struct{}
+type gateway struct {
+	// secrets resolves the sources' secret references.
+	secrets secret.Store
+}
 
 func (gateway) Type() string { return gatewayType }
 
-func (gateway) Parse(_, data string) (server.Source, error) {
+func (g gateway) Parse(_, data string) (server.Source, error) {
 	cfg, err := config.Parse[Config](gatewayType, data)
 	if err != nil {
 		return nil, err
@@ -30,7 +34,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("amqp.tls: %w", err)
 	}
-	return &source{cfg: *cfg, opts: cfg.settings(), dial: amqp.Config{
+	return &source{cfg: *cfg, opts: cfg.settings(), secrets: g.secrets, dial: amqp.Config{
 		TLSClientConfig: tc,
 		Heartbeat:       10 * time.Second,
 		Dial:            amqp.DefaultDial(10 * time.Second),
@@ -72,9 +76,31 @@ type payload struct {
 }
 
 type source struct {
-	cfg  Config
-	opts settings
-	dial amqp.Config
+	cfg     Config
+	opts    settings
+	dial    amqp.Config
+	secrets secret.Store
+}
+
+// dialConfig is the configuration of one connection: with a passwordSecret, the URL's user
+// with the password read now (SASL PLAIN, as the library does with a URL's credentials),
+// so that a secret created late is picked up by the next attempt and a rotated one by the
+// next reconnect. The password never goes into a URL, which errors might show.
+func (s *source) dialConfig(ctx context.Context) (amqp.Config, error) {
+	dial := s.dial
+	if s.cfg.PasswordSecret == nil {
+		return dial, nil
+	}
+	password, err := secret.Value(ctx, s.secrets, "amqp.passwordSecret", "", s.cfg.PasswordSecret)
+	if err != nil {
+		return dial, err
+	}
+	uri, err := amqp.ParseURI(s.cfg.URL)
+	if err != nil {
+		return dial, fmt.Errorf("amqp.url: %w", err) // validated in Parse
+	}
+	dial.SASL = []amqp.Authentication{&amqp.PlainAuth{Username: uri.Username, Password: password}}
+	return dial, nil
 }
 
 // Start consumes until ctx ends, reconnecting per the backoff whenever the broker is lost.
@@ -89,9 +115,13 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 // one in flight when the connection drops is requeued by the broker.
 func (s *source) session(ctx context.Context, emit server.Emit, connected func()) error {
 	log := server.LoggerFrom(ctx)
-	conn, err := amqp.DialConfig(s.cfg.URL, s.dial)
+	dial, err := s.dialConfig(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", redact(s.cfg.URL), err)
+		return err
+	}
+	conn, err := amqp.DialConfig(s.cfg.URL, dial)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", config.RedactURLs(s.cfg.URL), err)
 	}
 	defer conn.Close()
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))

@@ -14,8 +14,11 @@ import (
 // consume options of Argo Events v1.
 type Config struct {
 	// URL is the broker, amqp://user:password@host:5672/vhost (amqps:// for TLS); the
-	// credentials go in the URL.
+	// credentials go in the URL, or the user alone with PasswordSecret.
 	URL string `json:"url"`
+	// PasswordSecret reads the password of the URL's user from a Secret ({name, key}), at
+	// each connect; the URL then names the user and no password (amqp://user@host/).
+	PasswordSecret *config.SecretRef `json:"passwordSecret,omitempty"`
 	// ExchangeName is the exchange the source's queue is bound to; it is declared if missing.
 	ExchangeName string `json:"exchangeName"`
 	// ExchangeType is direct, fanout, topic or headers.
@@ -80,7 +83,14 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.URL) == "" {
 		errs.Addf("amqp.url", "is required, e.g. amqp://guest:guest@rabbitmq.argo-events:5672/")
 	} else if _, err := amqp.ParseURI(c.URL); err != nil {
-		errs.Addf("amqp.url", "%q is not an AMQP URL: %v", redact(c.URL), err)
+		errs.Addf("amqp.url", "%q is not an AMQP URL: %v", config.RedactURLs(c.URL), err)
+	} else if c.PasswordSecret != nil {
+		u, _ := url.Parse(c.URL) // ParseURI parsed it
+		_, hasPassword := u.User.Password()
+		config.CheckCredential(&errs, "amqp.url's password", hasPassword, "amqp.passwordSecret", c.PasswordSecret)
+		if u.User.Username() == "" {
+			errs.Addf("amqp.url", "needs the user with passwordSecret: amqp://USER@%s", u.Host)
+		}
 	}
 	if c.ExchangeName == "" {
 		errs.Addf("amqp.exchangeName", "is required")
@@ -131,18 +141,6 @@ func (c *Config) settings() settings {
 		}
 	}
 	return s
-}
-
-// redact hides the password of a URL, for errors and logs.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			return "…" + raw[at:]
-		}
-		return raw
-	}
-	return u.Redacted()
 }
 
 func contains(list []string, s string) bool {

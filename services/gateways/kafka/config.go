@@ -43,8 +43,14 @@ type SASL struct {
 	// Mechanism is PLAIN, the default and the only one supported.
 	Mechanism string `json:"mechanism,omitempty"`
 	Username  string `json:"username"`
-	Password  string `json:"password"`
+	// Password, or PasswordSecret, a Secret's key ({name, key}) read at each connect.
+	Password       string            `json:"password,omitempty"`
+	PasswordSecret *config.SecretRef `json:"passwordSecret,omitempty"`
 }
+
+// passwordPending stands in for a password that is read from a secret at connect, so that
+// the client configuration can be checked when the source is parsed.
+const passwordPending = "(from passwordSecret)"
 
 // ConsumerGroup is Argo Events v1's consumerGroup block.
 type ConsumerGroup struct {
@@ -92,8 +98,9 @@ func (c *Config) Validate() error {
 		if s.Username == "" {
 			errs.Addf("kafka.sasl.username", "is required")
 		}
-		if s.Password == "" {
-			errs.Addf("kafka.sasl.password", "is required")
+		config.CheckCredential(&errs, "kafka.sasl.password", s.Password != "", "kafka.sasl.passwordSecret", s.PasswordSecret)
+		if s.Password == "" && s.PasswordSecret == nil {
+			errs.Addf("kafka.sasl.password", "is required (or passwordSecret)")
 		}
 	}
 	if g := c.ConsumerGroup; g != nil && strings.TrimSpace(g.GroupName) == "" {
@@ -178,6 +185,9 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 		sc.Net.SASL.Mechanism = sarama.SASLTypePlaintext
 		sc.Net.SASL.User = c.SASL.Username
 		sc.Net.SASL.Password = c.SASL.Password
+		if c.SASL.PasswordSecret != nil {
+			sc.Net.SASL.Password = passwordPending // see source.clientConfig
+		}
 	}
 	if g := c.ConsumerGroup; g != nil {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest

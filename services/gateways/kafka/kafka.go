@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/server"
 )
 
@@ -19,11 +20,14 @@ const gatewayType = "kafka"
 
 // gateway consumes a Kafka topic: one partition from the newest message on, or, with a
 // consumer group, every partition from the group's committed offsets.
-type gateway struct{}
+type gateway struct {
+	// secrets resolves the sources' secret references.
+	secrets secret.Store
+}
 
 func (gateway) Type() string { return gatewayType }
 
-func (gateway) Parse(_, data string) (server.Source, error) {
+func (g gateway) Parse(_, data string) (server.Source, error) {
 	cfg, err := config.Parse[Config](gatewayType, data)
 	if err != nil {
 		return nil, err
@@ -32,7 +36,7 @@ func (gateway) Parse(_, data string) (server.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{cfg: *cfg, sarama: sc}, nil
+	return &source{cfg: *cfg, sarama: sc, secrets: g.secrets}, nil
 }
 
 // payload is the event payload of one Kafka record, in JSON:
@@ -55,8 +59,25 @@ type payload struct {
 }
 
 type source struct {
-	cfg    Config
-	sarama *sarama.Config
+	cfg     Config
+	sarama  *sarama.Config
+	secrets secret.Store
+}
+
+// clientConfig is the client configuration of one connection: with a passwordSecret, the
+// parsed one with the password read now, so that a secret created late is picked up by the
+// next attempt and a rotated one by the next reconnect.
+func (s *source) clientConfig(ctx context.Context) (*sarama.Config, error) {
+	if s.cfg.SASL == nil || s.cfg.SASL.PasswordSecret == nil {
+		return s.sarama, nil
+	}
+	password, err := secret.Value(ctx, s.secrets, "kafka.sasl.passwordSecret", "", s.cfg.SASL.PasswordSecret)
+	if err != nil {
+		return nil, err
+	}
+	sc := *s.sarama
+	sc.Net.SASL.Password = password
+	return &sc, nil
 }
 
 // Start consumes until ctx ends, reconnecting per the backoff whenever the brokers are lost.
@@ -99,7 +120,11 @@ func (s *source) partitionSession(emit server.Emit) server.Session {
 	partition, _ := s.cfg.partition() // validated in Parse
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
-		client, err := sarama.NewClient(s.cfg.brokers(), s.sarama)
+		sc, err := s.clientConfig(ctx)
+		if err != nil {
+			return err
+		}
+		client, err := sarama.NewClient(s.cfg.brokers(), sc)
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
 		}
@@ -153,7 +178,11 @@ const errorLogPeriod = 10 * time.Second
 func (s *source) groupSession(emit server.Emit) server.Session {
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
-		client, err := sarama.NewClient(s.cfg.brokers(), s.sarama)
+		sc, err := s.clientConfig(ctx)
+		if err != nil {
+			return err
+		}
+		client, err := sarama.NewClient(s.cfg.brokers(), sc)
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
 		}

@@ -30,6 +30,9 @@ type Config struct {
 	// Username and Password authenticate to the broker.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
+	// PasswordSecret reads the password from a Secret ({name, key}) instead, at each
+	// connect.
+	PasswordSecret *config.SecretRef `json:"passwordSecret,omitempty"`
 	// QoS is the subscription's maximum quality of service, 0, 1 or 2; 1 when absent
 	// (at least once: a message is acknowledged only after it was handed to the client).
 	QoS *int `json:"qos,omitempty"`
@@ -84,7 +87,8 @@ func (c *Config) Validate() error {
 	}
 	c.Backoff.Validate(&errs, "mqtt.backoff")
 	c.TLS.Validate(&errs, "mqtt.tls")
-	if c.Password != "" && c.Username == "" {
+	config.CheckCredential(&errs, "mqtt.password", c.Password != "", "mqtt.passwordSecret", c.PasswordSecret)
+	if (c.Password != "" || c.PasswordSecret != nil) && c.Username == "" {
 		errs.Addf("mqtt.username", "is required with a password")
 	}
 	if c.QoS != nil && (*c.QoS < 0 || *c.QoS > 2) {

@@ -9,6 +9,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/server"
 )
 
@@ -30,11 +31,14 @@ const (
 )
 
 // gateway subscribes to MQTT topics.
-type gateway struct{}
+type gateway struct {
+	// secrets resolves the sources' secret references.
+	secrets secret.Store
+}
 
 func (gateway) Type() string { return gatewayType }
 
-func (gateway) Parse(name, data string) (server.Source, error) {
+func (g gateway) Parse(name, data string) (server.Source, error) {
 	cfg, err := config.Parse[Config](gatewayType, data)
 	if err != nil {
 		return nil, err
@@ -44,7 +48,7 @@ func (gateway) Parse(name, data string) (server.Source, error) {
 		// MQTT 3.1.1 brokers must accept up to 23 characters: 10 + 13.
 		id = "eventgate-" + rand.Text()[:13]
 	}
-	return &source{name: name, cfg: *cfg, clientID: id}, nil
+	return &source{name: name, cfg: *cfg, clientID: id, secrets: g.secrets}, nil
 }
 
 // payload is the event body, in JSON:
@@ -76,6 +80,7 @@ type source struct {
 	name     string
 	cfg      Config
 	clientID string // the same for every connection of the source, so the session resumes
+	secrets  secret.Store
 	// subscribed is true once the broker holds the subscription in a persistent session.
 	// Only Start's goroutine uses it.
 	subscribed bool
@@ -96,7 +101,7 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	msgs := make(chan paho.Message, pendingMessages)
 	lost := make(chan error, 1)
 	done := make(chan struct{})
-	opts, err := s.options()
+	opts, err := s.options(ctx)
 	if err != nil {
 		return err
 	}
@@ -134,7 +139,7 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 				client.Disconnect(0)
 			}()
 		}
-		return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
+		return fmt.Errorf("connect to %s: %w", config.RedactURLs(s.cfg.URL), err)
 	}
 	defer client.Disconnect(disconnectQuiesce)
 	defer close(done) // first: a handler waiting on msgs lets go, so Disconnect does not wait on it
@@ -187,9 +192,9 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	}
 }
 
-// options builds the client options; TLS files are read per connection, so renewed
-// certificates are picked up at the next reconnect.
-func (s *source) options() (*paho.ClientOptions, error) {
+// options builds the client options; TLS files and secrets are read per connection, so
+// renewed certificates and rotated passwords are picked up at the next reconnect.
+func (s *source) options(ctx context.Context) (*paho.ClientOptions, error) {
 	opts := paho.NewClientOptions()
 	for _, b := range s.cfg.brokers() {
 		opts.AddBroker(b)
@@ -207,7 +212,11 @@ func (s *source) options() (*paho.ClientOptions, error) {
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true)
 	if s.cfg.Username != "" {
-		opts.SetUsername(s.cfg.Username).SetPassword(s.cfg.Password)
+		password, err := secret.Value(ctx, s.secrets, "mqtt.passwordSecret", s.cfg.Password, s.cfg.PasswordSecret)
+		if err != nil {
+			return nil, err
+		}
+		opts.SetUsername(s.cfg.Username).SetPassword(password)
 	}
 	if s.cfg.TLS != nil {
 		tlsConfig, err := s.cfg.TLS.Config()

@@ -27,6 +27,10 @@ type Config struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	Token    string `json:"token,omitempty"`
+	// PasswordSecret and TokenSecret read the password or the token from a Secret
+	// ({name, key}) instead, at each connect; each replaces its inline field.
+	PasswordSecret *config.SecretRef `json:"passwordSecret,omitempty"`
+	TokenSecret    *config.SecretRef `json:"tokenSecret,omitempty"`
 }
 
 // urlSchemes are those nats.go dials.
@@ -41,10 +45,14 @@ func (c *Config) Validate() error {
 	}
 	c.Backoff.Validate(&errs, "nats.backoff")
 	c.TLS.Validate(&errs, "nats.tls")
+	config.CheckCredential(&errs, "nats.token", c.Token != "", "nats.tokenSecret", c.TokenSecret)
+	config.CheckCredential(&errs, "nats.password", c.Password != "", "nats.passwordSecret", c.PasswordSecret)
+	hasToken := c.Token != "" || c.TokenSecret != nil
+	hasPassword := c.Password != "" || c.PasswordSecret != nil
 	switch {
-	case c.Token != "" && (c.Username != "" || c.Password != ""):
+	case hasToken && (c.Username != "" || hasPassword):
 		errs.Addf("nats.token", "use either a token or a username and password, not both")
-	case c.Password != "" && c.Username == "":
+	case hasPassword && c.Username == "":
 		errs.Addf("nats.username", "is required with a password")
 	}
 	return errs.Err()

@@ -1,8 +1,15 @@
 // The NATS gateway server: an event for every message on a NATS subject.
 package main
 
-import "github.com/eventgate/eventgate/pkg/server"
+import (
+	"github.com/eventgate/eventgate/pkg/secret"
+	"github.com/eventgate/eventgate/pkg/server"
+)
 
 func main() {
-	server.Main(newGateway())
+	server.MainFor(func(env server.Env) server.Gateway {
+		gw := newGateway()
+		gw.secrets = secret.ForGateway(env.Namespace)
+		return gw
+	})
 }

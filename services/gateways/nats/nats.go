@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/server"
 )
 
@@ -38,6 +39,8 @@ type gateway struct {
 	pendingMsgs, pendingBytes int
 	// subscribed, when set, is told each new subscription: tests read its drop count.
 	subscribed func(*nats.Subscription)
+	// secrets resolves the sources' secret references.
+	secrets secret.Store
 }
 
 func newGateway() gateway {
@@ -157,8 +160,8 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	}
 }
 
-// options builds the connection options; TLS files are read per connection, so renewed
-// certificates are picked up at the next reconnect.
+// options builds the connection options; TLS files and secrets are read per connection, so
+// renewed certificates and rotated credentials are picked up at the next reconnect.
 func (s *source) options(ctx context.Context) ([]nats.Option, error) {
 	log := server.LoggerFrom(ctx)
 	opts := []nats.Option{
@@ -183,10 +186,18 @@ func (s *source) options(ctx context.Context) ([]nats.Option, error) {
 		opts = append(opts, nats.Secure(tlsConfig))
 	}
 	switch {
-	case s.cfg.Token != "":
-		opts = append(opts, nats.Token(s.cfg.Token))
+	case s.cfg.Token != "" || s.cfg.TokenSecret != nil:
+		token, err := secret.Value(ctx, s.gw.secrets, "nats.tokenSecret", s.cfg.Token, s.cfg.TokenSecret)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Token(token))
 	case s.cfg.Username != "":
-		opts = append(opts, nats.UserInfo(s.cfg.Username, s.cfg.Password))
+		password, err := secret.Value(ctx, s.gw.secrets, "nats.passwordSecret", s.cfg.Password, s.cfg.PasswordSecret)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserInfo(s.cfg.Username, password))
 	}
 	return opts, nil
 }
