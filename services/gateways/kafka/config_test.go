@@ -24,6 +24,7 @@ func TestConfigValidation(t *testing.T) {
 		{Name: "several brokers", Data: "url: k0:9092, k1:9092,10.0.0.7:9093,[::1]:9092\ntopic: t"},
 		{Name: "consumer group", Data: "url: k:9092\ntopic: t\nconsumerGroup: {groupName: g, oldest: true}"},
 		{Name: "SASL and TLS", Data: "url: k:9093\ntopic: t\nsasl: {username: u, password: p}\ntls: {insecureSkipVerify: true}"},
+		{Name: "SASL password from a secret", Data: "url: k:9093\ntopic: t\nsasl: {username: u, passwordSecret: {name: kafka-creds, key: password}}"},
 		{Name: "jsonBody", Data: "url: k:9092\ntopic: t\njsonBody: true"},
 
 		{Name: "URL with a scheme", Data: "url: kafka://k:9092\ntopic: t", WantErr: `kafka.url: "kafka://k:9092" is not host:port: Kafka brokers are given without a scheme`},
@@ -41,6 +42,9 @@ func TestConfigValidation(t *testing.T) {
 		{Name: "group without a name", Data: "url: k:9092\ntopic: t\nconsumerGroup: {oldest: true}", WantErr: "kafka.consumerGroup.groupName: is required with a consumer group"},
 		{Name: "SASL mechanism", Data: "url: k:9092\ntopic: t\nsasl: {mechanism: SCRAM-SHA-512, username: u, password: p}", WantErr: `kafka.sasl.mechanism: "SCRAM-SHA-512" is not supported, only PLAIN`},
 		{Name: "SASL without a password", Data: "url: k:9092\ntopic: t\nsasl: {username: u}", WantErr: "kafka.sasl.password: is required"},
+		{Name: "SASL password inline and from a secret", Data: "url: k:9092\ntopic: t\nsasl: {username: u, password: p, passwordSecret: {name: c, key: password}}", WantErr: "kafka.sasl.passwordSecret: cannot be used with kafka.sasl.password: give the credential inline or from a secret, not both"},
+		{Name: "SASL secret without key", Data: "url: k:9092\ntopic: t\nsasl: {username: u, passwordSecret: {name: c}}", WantErr: `kafka.sasl.passwordSecret.key: required: the key in Secret "c"`},
+		{Name: "SASL secret without username", Data: "url: k:9092\ntopic: t\nsasl: {passwordSecret: {name: c, key: password}}", WantErr: "kafka.sasl.username: is required"},
 		{Name: "TLS CA not PEM", Data: "url: k:9092\ntopic: t\ntls: {caCertPath: " + notPEM + "}", WantErr: "kafka.tls: CA certificate " + notPEM + " holds no PEM certificate"},
 		{Name: "unknown field", Data: "url: k:9092\ntopic: t\npartitions: 1", WantErr: `kafka: invalid configuration: unknown field "partitions"`},
 		{Name: "empty", Data: "", WantErr: "kafka: configuration is empty"},

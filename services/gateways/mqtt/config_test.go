@@ -26,6 +26,7 @@ backoff:
 		{Name: "shared subscription", Data: "url: tcp://x:1883\ntopic: $share/gateways/orders"},
 		{Name: "brokers, TLS, auth, QoS 2, jsonBody", Data: "url: ssl://a:8883, ssl://b:8883\ntopic: t\ntls: {}\nusername: u\npassword: p\nqos: 2\njsonBody: true"},
 		{Name: "QoS 0 with a clean session", Data: "url: ws://x:80/mqtt\ntopic: t\nqos: 0\ncleanSession: true\nclientId: x"},
+		{Name: "password from a secret", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: mqtt-creds, key: password}"},
 
 		{Name: "missing url", Data: "topic: foo", WantErr: "mqtt.url: is required"},
 		{Name: "bad URL", Data: "url: 'tcp://x:bad port'\ntopic: foo", WantErr: `mqtt.url: "tcp://x:bad port" is not a URL`},
@@ -40,6 +41,10 @@ backoff:
 		{Name: "negative QoS", Data: "url: tcp://x:1883\ntopic: t\nqos: -1", WantErr: "mqtt.qos: must be 0, 1 or 2, got -1"},
 		{Name: "persistent session without clientId", Data: "url: tcp://x:1883\ntopic: t\ncleanSession: false", WantErr: "mqtt.cleanSession: false needs a clientId"},
 		{Name: "password alone", Data: "url: tcp://x:1883\ntopic: t\npassword: p", WantErr: "mqtt.username: is required with a password"},
+		{Name: "password inline and from a secret", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npassword: p\npasswordSecret: {name: c, key: password}", WantErr: "mqtt.passwordSecret: cannot be used with mqtt.password: give the credential inline or from a secret, not both"},
+		{Name: "password secret alone", Data: "url: tcp://x:1883\ntopic: t\npasswordSecret: {name: c, key: password}", WantErr: "mqtt.username: is required with a password"},
+		{Name: "secret without key", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: c}", WantErr: `mqtt.passwordSecret.key: required: the key in Secret "c"`},
+		{Name: "secret key with a slash", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: c, key: a/b}", WantErr: `mqtt.passwordSecret.key: "a/b" is not a Secret key`},
 		{Name: "clientId a list", Data: "url: tcp://x:1883\ntopic: t\nclientId: [1]", WantErr: "mqtt: invalid configuration: clientId: want a string or a number"},
 		{Name: "unknown field", Data: "url: tcp://x:1883\ntopic: t\nclient: x", WantErr: `mqtt: invalid configuration: unknown field "client"`},
 		{
