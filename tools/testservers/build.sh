@@ -15,10 +15,13 @@
 #   kube-schemas    kubeconform's JSON schemas, generated offline by tools/kubeschema from the
 #                   swagger.json of the same k8s.io/kubernetes module and from the chart's CRDs,
 #                   into $CACHE/kube-schemas-<version>-<hash of generator and CRDs>/
+#   minio           github.com/minio/minio (a pseudo-version: it has no semver tags) built with
+#                   third_party/minio's listen fix added by go build -overlay, into
+#                   $CACHE/minio-<version>-<hash of the fix>/minio (first time: about 10 minutes)
 #
 # $CACHE is ${XDG_CACHE_HOME:-$HOME/.cache}/eventgate/testservers; pkg/testenv looks there
 # (and at EVENTGATE_KUBE_APISERVER / EVENTGATE_ETCD / EVENTGATE_HELM / EVENTGATE_KUBECONFORM /
-# EVENTGATE_KUBE_SCHEMAS, which win).
+# EVENTGATE_KUBE_SCHEMAS / EVENTGATE_MINIO, which win).
 #
 #   tools/testservers/build.sh        build or install what is missing, print the paths
 #   tools/testservers/build.sh --env  the same, but print `export VAR=path` lines for eval
@@ -32,7 +35,7 @@ print_env=false
 case "${1:-}" in
   "") ;;
   --env) print_env=true ;;
-  -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "tools/testservers/build.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
 esac
 
@@ -159,19 +162,53 @@ ensure_kube_schemas() {
   touch "$KUBE_SCHEMAS/.complete"
 }
 
+# MinIO serves its ListenBucketNotification through a response writer without Flush(), so a
+# listening client receives nothing; third_party/minio adds the method at build time. go
+# build -overlay refuses to add files beneath GOMODCACHE, so the module is copied out first
+# and built as the main module (its own go.sum, unmodified).
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+
+ensure_minio() {
+  local fix="$ROOT/third_party/minio/flush.go.overlay"
+  local hash
+  hash="$(sha256sum <"$fix" | cut -c1-12)"
+  MINIO="$CACHE/minio-$MINIO_VERSION-$hash/minio"
+  [[ -x "$MINIO" ]] && return
+  local start=$SECONDS dir work
+  mkdir -p "$CACHE"
+  work="$(mktemp -d "$CACHE/minio-build.XXXXXX")"
+  dir="$(cd "$work" && GOFLAGS=-buildvcs=false go mod download -json "github.com/minio/minio@$MINIO_VERSION" | awk -F'"' '$2 == "Dir" { print $4 }')"
+  [[ -n "$dir" ]] || { log "cannot download github.com/minio/minio $MINIO_VERSION"; rm -rf "$work"; return 1; }
+  cp -R "$dir" "$work/src"
+  chmod -R u+w "$work/src"
+  printf '{"Replace":{"%s/cmd/eventgate_flush.go":"%s"}}\n' "$work/src" "$fix" >"$work/overlay.json"
+  log "building minio $MINIO_VERSION with $fix (first time: about 10 minutes) ..."
+  if ! (cd "$work/src" && go build -trimpath -overlay "$work/overlay.json" -ldflags "-s -w" -o "$work/minio" .); then
+    rm -rf "$work"
+    return 1
+  fi
+  mkdir -p "$(dirname "$MINIO")"
+  mv -f "$work/minio" "$MINIO"
+  rm -rf "$work"
+  log "built $MINIO in $((SECONDS - start))s"
+}
+
 ensure_etcd
 ensure_kube_apiserver
 ensure_helm
 ensure_kubeconform
 ensure_kube_schemas
+ensure_minio
 
 if $print_env; then
   printf 'export EVENTGATE_KUBE_APISERVER=%q\nexport EVENTGATE_ETCD=%q\n' "$KUBE_APISERVER" "$ETCD"
   printf 'export EVENTGATE_HELM=%q\nexport EVENTGATE_KUBECONFORM=%q\nexport EVENTGATE_KUBE_SCHEMAS=%q\n' "$HELM" "$KUBECONFORM" "$KUBE_SCHEMAS"
+  printf 'export EVENTGATE_MINIO=%q\n' "$MINIO"
 else
   echo "kube-apiserver $KUBE_VERSION: $KUBE_APISERVER"
   echo "etcd: $ETCD ($("$ETCD" --version 2>/dev/null | head -1))"
   echo "helm $HELM_VERSION: $HELM"
   echo "kubeconform $KUBECONFORM_VERSION: $KUBECONFORM"
   echo "kubeconform schemas ($KUBE_VERSION and the chart's CRDs): $KUBE_SCHEMAS"
+  echo "minio $MINIO_VERSION (with third_party/minio's listen fix): $MINIO"
 fi
