@@ -45,6 +45,9 @@ type gateway struct {
 	// the client restarts a failed source at its own pace, which may be quicker. An entry
 	// lives from a failed start to the next successful one, and at most maxFailureAge.
 	failures map[string]failure
+	// watching, when set, is told the name of each source that has listed and watches:
+	// tests wait on it instead of probing.
+	watching func(source string)
 }
 
 type failure struct {
@@ -305,6 +308,9 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 	defer s.gw.release(w)
 	defer func() { _ = w.informer.RemoveEventHandler(reg) }()
 	log.Info("watching", "resource", w.key.gvr.String(), "namespace", w.key.namespace, "labelSelector", w.key.selector)
+	if s.gw.watching != nil {
+		s.gw.watching(s.name)
+	}
 	// The stream's end ends ctx too: emits fail from then on, and nothing is left to do.
 	<-ctx.Done()
 	return nil
