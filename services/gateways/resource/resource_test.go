@@ -52,7 +52,7 @@ type harness struct {
 	watching chan string
 }
 
-func start(t *testing.T, cfg *rest.Config) *harness {
+func start(t testing.TB, cfg *rest.Config) *harness {
 	t.Helper()
 	h := &harness{gw: newGateway(), watching: make(chan string, 16)}
 	h.gw.restConfig = func() (*rest.Config, error) { return cfg, nil }
@@ -62,7 +62,7 @@ func start(t *testing.T, cfg *rest.Config) *harness {
 }
 
 // open starts a source and waits until it watches.
-func (h *harness) open(t *testing.T, name, data string) *testenv.Stream {
+func (h *harness) open(t testing.TB, name, data string) *testenv.Stream {
 	t.Helper()
 	s := testenv.OpenBufferedStream(t, h.server.Client, &gateways.EventSource{Name: name, Data: data}, 1024)
 	select {
@@ -96,7 +96,7 @@ func expect(t *testing.T, s *testenv.Stream, want ...string) []received {
 	return got
 }
 
-func objects(t *testing.T, cfg *rest.Config, gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
+func objects(t testing.TB, cfg *rest.Config, gvr schema.GroupVersionResource, ns string) dynamic.ResourceInterface {
 	return kubeenv.Dynamic(t, cfg).Resource(gvr).Namespace(ns)
 }
 
