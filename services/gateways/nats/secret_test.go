@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
 )
@@ -25,7 +26,17 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(kubeenv.Run(m))
+}
+
+// testExecutable is this test binary, which runs main with runAsGateway=1.
+func testExecutable(t testing.TB) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
 }
 
 // A source whose credential is in a secret: a missing secret is an error that names it and
@@ -75,11 +86,7 @@ func TestSecretValuesNeverShown(t *testing.T) {
 	dir := testenv.NewSecretsDir(t)
 	dir.Put(t, "good", "password", good)
 	dir.Put(t, "wrong", "password", wrong)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw, proc := testenv.StartGatewayProcess(t, exe, nil, runAsGateway+"=1", secret.EnvDir+"="+string(dir), "LOG_LEVEL=debug", "GATEWAY_NAMESPACE=argo-events")
+	gw, proc := testenv.StartGatewayProcess(t, testExecutable(t), nil, runAsGateway+"=1", secret.EnvDir+"="+string(dir), "LOG_LEVEL=debug", "GATEWAY_NAMESPACE=argo-events")
 
 	source := func(name string) *testenv.Stream {
 		return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: name, Data: fmt.Sprintf(
