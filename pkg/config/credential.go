@@ -19,6 +19,17 @@ func CheckCredential(errs *Errors, inlinePath string, inlineSet bool, refPath st
 	ref.Check(errs, refPath)
 }
 
+// URLsHaveUserInfo reports whether a URL of the comma-separated list carries a user name
+// or password, which broker clients use over credentials given apart from the URL.
+func URLsHaveUserInfo(list string) bool {
+	for _, raw := range List(list) {
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // RedactURLs hides the passwords of a URL, or of a comma-separated list of them, so that
 // the URLs can go into errors and logs.
 func RedactURLs(list string) string {

@@ -52,3 +52,17 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestURLsHaveUserInfo(t *testing.T) {
+	for in, want := range map[string]bool{
+		"nats://a:4222":                    false,
+		"a:4222, b:4222":                   false,
+		"nats://a:4222, nats://u:p@b:4222": true,
+		"tcp://user@broker:1883":           true,
+		"":                                 false,
+	} {
+		if got := URLsHaveUserInfo(in); got != want {
+			t.Errorf("URLsHaveUserInfo(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

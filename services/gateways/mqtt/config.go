@@ -88,6 +88,9 @@ func (c *Config) Validate() error {
 	c.Backoff.Validate(&errs, "mqtt.backoff")
 	c.TLS.Validate(&errs, "mqtt.tls")
 	config.CheckCredential(&errs, "mqtt.password", c.Password != "", "mqtt.passwordSecret", c.PasswordSecret)
+	if c.PasswordSecret != nil && config.URLsHaveUserInfo(c.URL) {
+		errs.Addf("mqtt.url", "holds credentials, which the client would use instead of passwordSecret: remove them from the URL")
+	}
 	if (c.Password != "" || c.PasswordSecret != nil) && c.Username == "" {
 		errs.Addf("mqtt.username", "is required with a password")
 	}

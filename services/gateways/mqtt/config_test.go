@@ -43,6 +43,7 @@ backoff:
 		{Name: "password alone", Data: "url: tcp://x:1883\ntopic: t\npassword: p", WantErr: "mqtt.username: is required with a password"},
 		{Name: "password inline and from a secret", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npassword: p\npasswordSecret: {name: c, key: password}", WantErr: "mqtt.passwordSecret: cannot be used with mqtt.password: give the credential inline or from a secret, not both"},
 		{Name: "password secret alone", Data: "url: tcp://x:1883\ntopic: t\npasswordSecret: {name: c, key: password}", WantErr: "mqtt.username: is required with a password"},
+		{Name: "secret and credentials in the URL", Data: "url: tcp://u:p@x:1883\ntopic: t\nusername: u\npasswordSecret: {name: c, key: password}", WantErr: "mqtt.url: holds credentials, which the client would use instead of passwordSecret: remove them from the URL"},
 		{Name: "secret without key", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: c}", WantErr: `mqtt.passwordSecret.key: required: the key in Secret "c"`},
 		{Name: "secret key with a slash", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: c, key: a/b}", WantErr: `mqtt.passwordSecret.key: "a/b" is not a Secret key`},
 		{Name: "clientId a list", Data: "url: tcp://x:1883\ntopic: t\nclientId: [1]", WantErr: "mqtt: invalid configuration: clientId: want a string or a number"},

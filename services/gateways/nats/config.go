@@ -47,6 +47,9 @@ func (c *Config) Validate() error {
 	c.TLS.Validate(&errs, "nats.tls")
 	config.CheckCredential(&errs, "nats.token", c.Token != "", "nats.tokenSecret", c.TokenSecret)
 	config.CheckCredential(&errs, "nats.password", c.Password != "", "nats.passwordSecret", c.PasswordSecret)
+	if (c.TokenSecret != nil || c.PasswordSecret != nil) && config.URLsHaveUserInfo(c.URL) {
+		errs.Addf("nats.url", "holds credentials, which the client would use instead of tokenSecret or passwordSecret: remove them from the URL")
+	}
 	hasToken := c.Token != "" || c.TokenSecret != nil
 	hasPassword := c.Password != "" || c.PasswordSecret != nil
 	switch {

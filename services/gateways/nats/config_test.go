@@ -47,6 +47,7 @@ backoff:
 		{Name: "password inline and from a secret", Data: "url: nats://x:4222\nsubject: a\nusername: u\npassword: p\npasswordSecret: {name: c, key: password}", WantErr: "nats.passwordSecret: cannot be used with nats.password: give the credential inline or from a secret, not both"},
 		{Name: "token secret and username", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: c, key: token}\nusername: u", WantErr: "nats.token: use either a token or a username and password, not both"},
 		{Name: "password secret alone", Data: "url: nats://x:4222\nsubject: a\npasswordSecret: {name: c, key: password}", WantErr: "nats.username: is required with a password"},
+		{Name: "secret and credentials in the URL", Data: "url: nats://a:4222,nats://u:p@b:4222\nsubject: a\ntokenSecret: {name: c, key: token}", WantErr: "nats.url: holds credentials, which the client would use instead of tokenSecret or passwordSecret: remove them from the URL"},
 		{Name: "secret without key", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: c}", WantErr: `nats.tokenSecret.key: required: the key in Secret "c"`},
 		{Name: "secret without name", Data: "url: nats://x:4222\nsubject: a\nusername: u\npasswordSecret: {key: password}", WantErr: "nats.passwordSecret.name: required: the Secret's name"},
 		{Name: "secret name not a name", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: My_Creds, key: token}", WantErr: `nats.tokenSecret.name: "My_Creds" is not a Secret name`},
