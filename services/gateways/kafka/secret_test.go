@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/eventgate/eventgate/pkg/secret"
@@ -26,19 +25,7 @@ func TestSASLPasswordSecret(t *testing.T) {
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
 
-	producerCfg, err := (&Config{SASL: &SASL{Username: "gateway", Password: good}}).saramaConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	producerCfg.Producer.Return.Successes = true
-	producer, err := sarama.NewSyncProducer([]string{addr}, producerCfg)
-	if err != nil {
-		t.Fatalf("producer with SASL: %v", err)
-	}
-	defer producer.Close()
-	if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: "secret", Value: sarama.StringEncoder("classified")}); err != nil {
-		t.Fatal(err)
-	}
+	produceAs(t, &Config{SASL: &SASL{Username: "gateway", Password: good}}, addr, "secret", "classified")
 
 	dir := testenv.NewSecretsDir(t)
 	logs, logTo := testenv.CaptureLogs(t)

@@ -31,19 +31,7 @@ func TestTLSAndSASL(t *testing.T) {
 			addr, caFile, password, password)
 	}
 
-	producerCfg, err := (&Config{TLS: mustTLS(caFile), SASL: &SASL{Username: "gateway", Password: "s3cret"}}).saramaConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	producerCfg.Producer.Return.Successes = true
-	producer, err := sarama.NewSyncProducer([]string{addr}, producerCfg)
-	if err != nil {
-		t.Fatalf("producer over TLS with SASL: %v", err)
-	}
-	defer producer.Close()
-	if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: "secure", Value: sarama.StringEncoder("classified")}); err != nil {
-		t.Fatal(err)
-	}
+	produceAs(t, &Config{TLS: mustTLS(caFile), SASL: &SASL{Username: "gateway", Password: "s3cret"}}, addr, "secure", "classified")
 
 	gw := testenv.StartGateway(t, gateway{})
 	good := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "good", Data: source("s3cret")})
@@ -57,3 +45,21 @@ func TestTLSAndSASL(t *testing.T) {
 }
 
 func mustTLS(caFile string) *config.TLS { return &config.TLS{CACertPath: caFile} }
+
+// produceAs writes value to topic on the broker at addr, connecting with cfg's TLS and SASL.
+func produceAs(t testing.TB, cfg *Config, addr, topic, value string) {
+	t.Helper()
+	sc, err := cfg.saramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Producer.Return.Successes = true
+	producer, err := sarama.NewSyncProducer([]string{addr}, sc)
+	if err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	defer producer.Close()
+	if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(value)}); err != nil {
+		t.Fatal(err)
+	}
+}
