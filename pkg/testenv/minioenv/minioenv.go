@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,18 +176,29 @@ func (s *Server) logTail() string {
 }
 
 // Kill ends the server with SIGKILL, as a crash would, and waits until it is gone.
-func (s *Server) Kill() {
+func (s *Server) Kill() { s.end(syscall.SIGKILL) }
+
+// Stop ends the server with SIGTERM, as a rolling update would: it closes its connections
+// itself. It waits until the server is gone.
+func (s *Server) Stop() { s.end(syscall.SIGTERM) }
+
+func (s *Server) end(sig syscall.Signal) {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
 	s.mu.Unlock()
 	if cmd == nil {
 		return
 	}
-	cmd.Process.Kill()
-	<-exited
+	cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
 }
 
-// Restart starts the server again, on the same port and data, after Kill.
+// Restart starts the server again, on the same port and data, after Kill or Stop.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	if err := s.run(); err != nil {
@@ -218,16 +228,6 @@ func (s *Server) MakeBucket(t testing.TB, name string) {
 	t.Cleanup(func() {
 		c.RemoveBucketWithOptions(ctx, name, minio.RemoveBucketOptions{ForceDelete: true})
 	})
-}
-
-// Live reports whether the server answers its liveness check.
-func (s *Server) Live() bool {
-	resp, err := http.Get("http://" + s.Endpoint + "/minio/health/live")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 func freePort() (int, error) {

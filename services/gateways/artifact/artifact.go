@@ -131,7 +131,7 @@ func (s *source) listen(ctx context.Context, connected func(), emit server.Emit)
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	notifications := client.ListenBucketNotification(lctx, bucket, s.cfg.prefix(), s.cfg.suffix(), s.cfg.Events)
+	notifications := client.ListenBucketNotification(lctx, bucket, s.cfg.prefix(), s.cfg.suffix(), s.cfg.events())
 	confirmed := tr.confirmed
 	for {
 		select {

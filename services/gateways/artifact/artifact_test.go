@@ -25,34 +25,29 @@ import (
 	"github.com/eventgate/eventgate/protos/gateways"
 )
 
-func TestMain(m *testing.M) { os.Exit(minioenv.Run(m)) }
+// runAsGateway makes this test binary the artifact gateway process when a test re-executes
+// it: main runs as it does in a pod, with the environment the test gives it.
+const runAsGateway = "EVENTGATE_TEST_RUN_AS_ARTIFACT_GATEWAY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsGateway) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(minioenv.Run(m))
+}
 
 // fastBackoff keeps the tests' reconnects quick.
 const fastBackoff = "backoff: {duration: 50ms, factor: 1}"
 
 // secretsDir is a folder of secrets as a mounted Secret volume looks: minio/accesskey and
 // minio/secretkey hold the given credentials.
-func secretsDir(t testing.TB, accessKey, secretKey string) string {
+func secretsDir(t testing.TB, accessKey, secretKey string) testenv.SecretsDir {
 	t.Helper()
-	dir := t.TempDir()
-	writeSecret(t, dir, "accesskey", accessKey)
-	writeSecret(t, dir, "secretkey", secretKey)
+	dir := testenv.NewSecretsDir(t)
+	dir.Put(t, "minio", "accesskey", accessKey)
+	dir.Put(t, "minio", "secretkey", secretKey)
 	return dir
-}
-
-func writeSecret(t testing.TB, dir, key, value string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Join(dir, "minio"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// Written aside and renamed, as the kubelet updates a mounted Secret.
-	tmp := filepath.Join(dir, "minio", "."+key)
-	if err := os.WriteFile(tmp, []byte(value), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "minio", key)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // sourceData is an event source on bucket of srv with the secrets of secretsDir, plus extra
@@ -70,9 +65,9 @@ func sourceData(srv *minioenv.Server, bucket string, extra ...string) string {
 
 // startSource serves a gateway whose secrets are in dir and opens a source on it; the
 // stream is read ahead of the test, as MinIO's listen drops what a slow listener leaves.
-func startSource(t testing.TB, dir, data string, opts ...server.Option) *testenv.Stream {
+func startSource(t testing.TB, dir testenv.SecretsDir, data string, opts ...server.Option) *testenv.Stream {
 	t.Helper()
-	gw := testenv.StartGateway(t, newGateway(secret.Dir(dir)), opts...)
+	gw := testenv.StartGateway(t, newGateway(secret.Dir(string(dir))), opts...)
 	return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: data}, 4096)
 }
 
@@ -257,32 +252,47 @@ func TestEveryRecordIsAnEvent(t *testing.T) {
 	}
 }
 
-// MinIO killed (SIGKILL) mid-stream and restarted on the same port and data: the source
-// listens again by itself and delivers what happens after; what happened in the bucket
+// MinIO ended mid-stream, killed (SIGKILL: the connection breaks) or stopped (SIGTERM: it
+// ends the listen's response itself, which minio-go would follow by listening again at once
+// and without a word), then restarted on the same port and data: the source listens again
+// by itself, logs the gap, and delivers what happens after; what happened in the bucket
 // while it was not listening produces no event (MinIO does not replay).
-func TestMinIOKilledAndRestarted(t *testing.T) {
-	srv := minioenv.Start(t)
-	srv.MakeBucket(t, "restart")
-	c := srv.Client()
-	logs := &testenv.SyncBuffer{}
-	s := startSource(t, secretsDir(t, minioenv.AccessKey, minioenv.SecretKey), sourceData(srv, "restart"),
-		server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
-	waitListening(t, c, "restart", s, probes("before-"))
-	put(t, c, "restart", "before")
-	expect(t, s, "s3:ObjectCreated:Put before")
+func TestMinIORestartMidStream(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(*minioenv.Server)
+	}{
+		{"killed", (*minioenv.Server).Kill},
+		{"stopped", (*minioenv.Server).Stop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := minioenv.Start(t)
+			srv.MakeBucket(t, "restart")
+			c := srv.Client()
+			logs := &testenv.SyncBuffer{}
+			s := startSource(t, secretsDir(t, minioenv.AccessKey, minioenv.SecretKey), sourceData(srv, "restart"),
+				server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+			waitListening(t, c, "restart", s, probes("before-"))
+			put(t, c, "restart", "before")
+			expect(t, s, "s3:ObjectCreated:Put before")
 
-	srv.Kill()
-	srv.Restart(t)
-	waitListening(t, c, "restart", s, probes("after-"))
-	for i := range 3 {
-		put(t, c, "restart", "after-"+strconv.Itoa(i))
-	}
-	expect(t, s, "s3:ObjectCreated:Put after-0", "s3:ObjectCreated:Put after-1", "s3:ObjectCreated:Put after-2")
+			tc.end(srv)
+			srv.Restart(t)
+			waitListening(t, c, "restart", s, probes("after-"))
+			for i := range 3 {
+				put(t, c, "restart", "after-"+strconv.Itoa(i))
+			}
+			expect(t, s, "s3:ObjectCreated:Put after-0", "s3:ObjectCreated:Put after-1", "s3:ObjectCreated:Put after-2")
 
-	// The gap is reported, with its length: operators must know events may be missing.
-	gaps := records(t, logs, func(r logRecord) bool { return r["gap"] != nil })
-	if len(gaps) != 1 || gaps[0]["bucket"] != "restart" {
-		t.Errorf("gap log records = %v, want one for bucket restart", gaps)
+			// The gap is reported, with its length: operators must know events may be missing.
+			gaps := records(t, logs, func(r logRecord) bool { return r["gap"] != nil })
+			if len(gaps) != 1 || gaps[0]["bucket"] != "restart" {
+				t.Errorf("gap log records = %v, want one for bucket restart", gaps)
+			}
+			if testing.Verbose() {
+				t.Logf("logs:\n%s", logs)
+			}
+		})
 	}
 }
 
@@ -339,8 +349,8 @@ func TestWrongCredentials(t *testing.T) {
 		t.Fatalf("an event with wrong credentials: %s", ev.GetPayload())
 	}
 
-	writeSecret(t, dir, "accesskey", minioenv.AccessKey)
-	writeSecret(t, dir, "secretkey", minioenv.SecretKey)
+	dir.Put(t, "minio", "accesskey", minioenv.AccessKey)
+	dir.Put(t, "minio", "secretkey", minioenv.SecretKey)
 	waitListening(t, c, "credentials", s, probes(""))
 
 	for _, v := range []string{wrongKey, wrongSecret, minioenv.SecretKey} {
@@ -355,7 +365,7 @@ func TestWrongCredentials(t *testing.T) {
 func TestMissingSecret(t *testing.T) {
 	srv := minioenv.Shared(t)
 	srv.MakeBucket(t, "missing-secret")
-	dir := t.TempDir()
+	dir := testenv.NewSecretsDir(t)
 	logs := &testenv.SyncBuffer{}
 	s := startSource(t, dir, sourceData(srv, "missing-secret"), server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
@@ -366,28 +376,67 @@ func TestMissingSecret(t *testing.T) {
 		}
 		return fmt.Errorf("no error naming the missing secret yet")
 	})
-	writeSecret(t, dir, "accesskey", minioenv.AccessKey)
-	writeSecret(t, dir, "secretkey", minioenv.SecretKey)
+	dir.Put(t, "minio", "accesskey", minioenv.AccessKey)
+	dir.Put(t, "minio", "secretkey", minioenv.SecretKey)
 	waitListening(t, srv.Client(), "missing-secret", s, probes(""))
 }
 
-// The credentials come from $GATEWAY_SECRETS_DIR, as the gateway's main sets up its store.
-func TestCredentialsFromSecretsDir(t *testing.T) {
-	srv := minioenv.Shared(t)
-	srv.MakeBucket(t, "secrets-dir")
-	dir := secretsDir(t, minioenv.AccessKey, minioenv.SecretKey)
-	store, err := secret.FromEnv(func(k string) string {
-		if k == secret.EnvDir {
-			return dir
-		}
-		return ""
-	}, "")
+// The gateway as a process, as in a pod, its secrets in GATEWAY_SECRETS_DIR (main's store):
+// it starts and validates before any MinIO is there; then one source has the right
+// credentials and delivers, one a wrong secret key (MinIO refuses it), one a secret that is
+// missing; nothing the process writes, nor any error on its streams, shows a secret value.
+func TestGatewayProcess(t *testing.T) {
+	const wrong = "wr0ng-secret-key-value"
+	minioenv.Binary(t) // skips now, before the process starts, without a MinIO
+	dir := testenv.NewSecretsDir(t)
+	dir.Put(t, "good", "accesskey", minioenv.AccessKey)
+	dir.Put(t, "good", "secretkey", minioenv.SecretKey)
+	dir.Put(t, "wrong", "accesskey", minioenv.AccessKey)
+	dir.Put(t, "wrong", "secretkey", wrong)
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := testenv.StartGateway(t, newGateway(store))
-	s := testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: sourceData(srv, "secrets-dir")}, 1024)
-	waitListening(t, srv.Client(), "secrets-dir", s, probes(""))
+	gw, proc := testenv.StartGatewayProcess(t, exe, nil, runAsGateway+"=1", secret.EnvDir+"="+string(dir), "LOG_LEVEL=debug", "GATEWAY_NAMESPACE=argo-events")
+	data := func(endpoint, name string) string {
+		return fmt.Sprintf("bucket: {name: process}\nendpoint: %s\ninsecure: true\naccessKey: {name: %s, key: accesskey}\nsecretKey: {name: %s, key: secretkey}\n%s", endpoint, name, name, fastBackoff)
+	}
+	// No MinIO yet: nothing listens on the endpoint, and validation does not care.
+	resp, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "unreachable", Data: data("127.0.0.1:1", "good")})
+	if err != nil || !resp.GetIsValid() {
+		t.Fatalf("ValidateEventSource with no MinIO = %v, %v; want valid", resp, err)
+	}
+	bad, err := gw.Client.ValidateEventSource(t.Context(), &gateways.EventSource{Name: "bad", Data: data("127.0.0.1:1", "good") + "\nevents: [s3:ObjectCreated]"})
+	if err != nil || bad.GetIsValid() {
+		t.Fatalf("ValidateEventSource = %v, %v; want invalid", bad, err)
+	}
+
+	srv := minioenv.Shared(t)
+	srv.MakeBucket(t, "process")
+	source := func(name string) *testenv.Stream {
+		return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: name, Data: data(srv.Endpoint, name)}, 256)
+	}
+	streams := map[string]*testenv.Stream{"good": source("good"), "wrong": source("wrong"), "missing": source("missing")}
+	waitListening(t, srv.Client(), "process", streams["good"], probes(""))
+	put(t, srv.Client(), "process", "delivered")
+	expect(t, streams["good"], "s3:ObjectCreated:Put delivered")
+	testenv.WaitLogged(t, proc.Output, "The request signature we calculated does not match the signature you provided", 2, 20*time.Second)
+	testenv.WaitLogged(t, proc.Output, "artifact.accessKey: secret missing/accesskey: no file missing/accesskey", 2, 20*time.Second)
+
+	if err := gw.Stop(); err != nil {
+		t.Errorf("gateway process: %v", err)
+	}
+	var seen strings.Builder
+	fmt.Fprintf(&seen, "validation: %s\n", bad.GetReason())
+	for name, s := range streams {
+		<-s.Ended()
+		fmt.Fprintf(&seen, "stream %s: %v\n", name, s.Err())
+	}
+	testenv.ExpectNotShown(t, "the gateway process's output", proc.Output.String(), minioenv.SecretKey, wrong)
+	testenv.ExpectNotShown(t, "the streams' and validation's errors", seen.String(), minioenv.SecretKey, wrong)
+	if t.Failed() || testing.Verbose() {
+		t.Logf("output:\n%s\n%s", proc.Output, seen.String())
+	}
 }
 
 // The server starts and validates with no MinIO reachable and no secrets at all: validation

@@ -81,7 +81,7 @@ func BenchmarkListen(b *testing.B) {
 		runs++
 		bucket := "bench-gateway-" + strconv.Itoa(runs)
 		srv.MakeBucket(b, bucket)
-		gw := testenv.StartGateway(b, newGateway(secret.Dir(dir)))
+		gw := testenv.StartGateway(b, newGateway(secret.Dir(string(dir))))
 		s := testenv.OpenStream(b, gw.Client, &gateways.EventSource{Name: "bench", Data: sourceData(srv, bucket, "events: ['s3:ObjectCreated:*']")})
 		waitListening(b, c, bucket, s, probes(""))
 		b.ResetTimer()

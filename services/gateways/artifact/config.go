@@ -131,6 +131,23 @@ func checkEndpoint(e string) error {
 	return nil
 }
 
+// events are the event names to listen for: MinIO's listen matches only those it is given,
+// so "all" (none configured) is every family's wildcard and the names of the families
+// that have none.
+func (c *Config) events() []string {
+	if len(c.Events) > 0 {
+		return c.Events
+	}
+	var all []string
+	for _, name := range s3Events {
+		family := name[:strings.LastIndex(name, ":")]
+		if strings.HasSuffix(name, ":*") || !slices.Contains(s3Events, family+":*") {
+			all = append(all, name)
+		}
+	}
+	return all
+}
+
 // prefix and suffix are the filter's, empty without one.
 func (c *Config) prefix() string {
 	if c.Filter == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/eventgate/eventgate/pkg/secret"
@@ -82,5 +83,24 @@ func TestExamplesAreValid(t *testing.T) {
 		if _, err := newGateway(secret.Dir(t.TempDir())).Parse(name, data); err != nil {
 			t.Errorf("example %q: %v", name, err)
 		}
+	}
+}
+
+// No events listens to all: MinIO matches only the names it is given, so "all" must be
+// every family's wildcard plus the names of families that have none.
+func TestAllEvents(t *testing.T) {
+	got := (&Config{}).events()
+	for _, want := range []string{"s3:ObjectCreated:*", "s3:ObjectRemoved:*", "s3:ObjectAccessed:*", "s3:LifecycleDelMarkerExpiration:Delete", "s3:Scanner:ManyVersions"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("events() = %v, lacks %s", got, want)
+		}
+	}
+	for _, covered := range []string{"s3:ObjectCreated:Put", "s3:ObjectRemoved:Delete"} {
+		if slices.Contains(got, covered) {
+			t.Errorf("events() = %v, has %s, which a wildcard covers", got, covered)
+		}
+	}
+	if got := (&Config{Events: []string{"s3:ObjectCreated:Put"}}).events(); !slices.Equal(got, []string{"s3:ObjectCreated:Put"}) {
+		t.Errorf("events() = %v, want the configured ones", got)
 	}
 }
