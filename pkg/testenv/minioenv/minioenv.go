@@ -27,8 +27,8 @@ import (
 
 // The root credentials of every test server.
 const (
-	AccessKey = "eventgate-test"
-	SecretKey = "eventgate-test-secret-key"
+	AccessKey = "minioenv-access-key-4f1c"
+	SecretKey = "minioenv-secret-key-9b2e7d"
 )
 
 // Server is a running MinIO.

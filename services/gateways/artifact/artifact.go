@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -152,7 +154,7 @@ func (s *source) listen(ctx context.Context, connected func(), emit server.Emit)
 			case info.Err != nil:
 				return hide(fmt.Errorf("listen to bucket %q at %s: %w", bucket, s.cfg.Endpoint, info.Err))
 			}
-			events, err := recordEvents(info)
+			events, err := recordEvents(info, accessKey, secretKey)
 			if err != nil {
 				return err
 			}
@@ -165,13 +167,27 @@ func (s *source) listen(ctx context.Context, connected func(), emit server.Emit)
 	}
 }
 
-// recordEvents splits a notification into one event per record, in order.
-func recordEvents(info notification.Info) ([]server.Event, error) {
+// recordEvents splits a notification into one event per record, in order. A JSON string
+// of a record that is one of hidden (the source's credentials) becomes "[redacted]": a
+// record names the user who made the change (principalId), which is the gateway's own
+// access key when it shares MinIO's user with the uploader, and no secret value goes into
+// an event.
+func recordEvents(info notification.Info, hidden ...string) ([]server.Event, error) {
+	var replace [][]byte
+	for _, h := range hidden {
+		if h != "" {
+			quoted, _ := json.Marshal(h)
+			replace = append(replace, quoted)
+		}
+	}
 	events := make([]server.Event, 0, len(info.Records))
 	for _, r := range info.Records {
 		ev, err := server.JSONEvent(payload(r))
 		if err != nil {
 			return nil, err
+		}
+		for _, q := range replace {
+			ev.Payload = bytes.ReplaceAll(ev.Payload, q, []byte(`"[redacted]"`))
 		}
 		if t, err := time.Parse(time.RFC3339Nano, r.EventTime); err == nil {
 			ev.Time = t
