@@ -158,3 +158,20 @@ func FreePort(t testing.TB) string {
 
 // errNotReady is the condition error of a server that does not answer yet.
 var errNotReady = errors.New("not ready")
+
+// MainOrTests lets a test binary double as its package's command, so that tests run main as
+// a real process (flags, environment, stdout, exit codes, signals) by re-executing
+// os.Args[0] with the variable as set to "1". Otherwise it runs the tests, through tests
+// when given (kubeenv.Run, minioenv.Run, ...), else m.Run. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsGateway, main, nil)) }
+func MainOrTests(m *testing.M, as string, main func(), tests func(*testing.M) int) int {
+	if os.Getenv(as) == "1" {
+		main()
+		return 0
+	}
+	if tests == nil {
+		return m.Run()
+	}
+	return tests(m)
+}

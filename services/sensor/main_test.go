@@ -30,13 +30,7 @@ import (
 // main is tested as a real process: flags, stdout, exit codes, signals.
 const runAsSensor = "EVENTGATE_TEST_RUN_AS_SENSOR"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runAsSensor) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsSensor, main, nil)) }
 
 type sensorProcess struct {
 	cmd    *exec.Cmd

@@ -21,13 +21,7 @@ import (
 // main runs as it does in a pod, with the environment the test gives it.
 const runAsGateway = "EVENTGATE_TEST_RUN_AS_NATS_GATEWAY"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runAsGateway) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(kubeenv.Run(m))
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsGateway, main, kubeenv.Run)) }
 
 // testExecutable is this test binary, which runs main with runAsGateway=1.
 func testExecutable(t testing.TB) string {

@@ -18,13 +18,7 @@ import (
 // it: main runs as it does in a pod, with the environment the test gives it.
 const runAsGateway = "EVENTGATE_TEST_RUN_AS_WEBHOOK_GATEWAY"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runAsGateway) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsGateway, main, nil)) }
 
 // startProcess runs main in a process of its own with env added to the environment.
 func startProcess(t *testing.T, env ...string) *testenv.Process {
