@@ -29,13 +29,7 @@ import (
 // it: main runs as it does in a pod, with the environment the test gives it.
 const runAsGateway = "EVENTGATE_TEST_RUN_AS_ARTIFACT_GATEWAY"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runAsGateway) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(minioenv.Run(m))
-}
+func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsGateway, main, minioenv.Run)) }
 
 // fastBackoff keeps the tests' reconnects quick.
 const fastBackoff = "backoff: {duration: 50ms, factor: 1}"
