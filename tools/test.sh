@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and every test of the repository: the README's test command, and what
 # CI runs (.ci/run). Installs what it needs on first use: Bazel and the rules through
-# tools/bazel (tools/setup.sh), buf and the protoc plugins through tools/protogen.sh.
+# tools/bazel (tools/setup.sh), buf, protoc and the protoc plugins through tools/protogen.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +18,9 @@ go vet ./...
 
 step "contract: stubs regenerate without diff, buf lint, buf breaking against main"
 tools/protogen.sh check
+
+step "stubs for Python, TypeScript, C++ and Java (protos/gen/; the polyglot tests build on them)"
+tools/protogen.sh stubs
 
 step "API: deepcopy and CRDs regenerate without diff"
 tools/codegen.sh check
