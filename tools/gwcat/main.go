@@ -27,6 +27,7 @@ commands:
   start      StartEventSource: prints each event as one JSON line
   health     grpc.health.v1 Check: prints SERVING, NOT_SERVING or SERVICE_UNKNOWN
   list       server reflection: prints the services the server offers
+  conform    the conformance kit: checks the server against the contract, one line per check
 
 Run "gwcat <command> -h" for its flags. Exit codes: 0 ok, 1 the server said no, 2 usage or
 connection error.
@@ -46,6 +47,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	commands := map[string]func(context.Context, []string, io.Reader, io.Writer, io.Writer) int{
 		"validate": runValidate, "start": runStart, "health": runHealth, "list": runList,
+		"conform": runConform,
 	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

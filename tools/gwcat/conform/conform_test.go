@@ -1,0 +1,419 @@
+package conform_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/server"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+	"github.com/eventgate/eventgate/tools/gwcat/conform"
+)
+
+// flaw is the one way a fake gateway breaks the contract.
+type flaw string
+
+const (
+	noFlaw            flaw = ""
+	acceptsInvalid    flaw = "accepts invalid"
+	refusesValid      flaw = "refuses valid"
+	emptyReason       flaw = "empty reason"
+	wrongNames        flaw = "wrong event names"
+	invalidOpenStream flaw = "invalid config gives an open empty stream"
+	ignoresCancel     flaw = "ignores cancellation"
+	crossTalk         flaw = "cross-talk between sources"
+	blocksSlowReader  flaw = "blocks when a client stops reading"
+	crashesSlowReader flaw = "crashes when a client stops reading"
+	noHealth          flaw = "no health"
+	notServing        flaw = "health NOT_SERVING"
+)
+
+// fake is a gateway server written against gateways.EventingServer directly, with one
+// flaw. Its sources are "ok" (valid, an event every 20ms) and "bad" (invalid).
+type fake struct {
+	gateways.UnimplementedEventingServer
+	flaw flaw
+	done chan struct{} // closed at the test's end: what ignores cancellation ends then
+	crash func()
+
+	mu      sync.Mutex
+	last    string          // crossTalk: the name of the source started last
+	running map[string]bool // ignoresCancel: sources by id that never stop
+}
+
+const (
+	validData   = "ok"
+	invalidData = "bad"
+)
+
+func (f *fake) ValidateEventSource(_ context.Context, es *gateways.EventSource) (*gateways.ValidEventSource, error) {
+	if f.flaw == blocksSlowReader {
+		// A server-wide lock, held by a send stuck on a client that does not read.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+	}
+	invalid := es.GetData() == invalidData
+	switch {
+	case f.flaw == acceptsInvalid:
+		return &gateways.ValidEventSource{IsValid: true}, nil
+	case f.flaw == refusesValid && !invalid:
+		return &gateways.ValidEventSource{IsValid: false, Reason: "fake: no"}, nil
+	case invalid && f.flaw == emptyReason:
+		return &gateways.ValidEventSource{IsValid: false}, nil
+	case invalid:
+		return &gateways.ValidEventSource{IsValid: false, Reason: "fake.data: must be ok"}, nil
+	}
+	return &gateways.ValidEventSource{IsValid: true}, nil
+}
+
+func (f *fake) StartEventSource(es *gateways.EventSource, stream gateways.Eventing_StartEventSourceServer) error {
+	ctx := stream.Context()
+	if es.GetData() == invalidData {
+		if f.flaw == invalidOpenStream {
+			<-ctx.Done()
+			return nil
+		}
+		return status.Error(codes.InvalidArgument, "fake.data: must be ok")
+	}
+	if f.flaw == ignoresCancel {
+		f.mu.Lock()
+		if f.running[es.GetId()] {
+			// Waits for the earlier start of this source, which never ends.
+			f.mu.Unlock()
+			<-ctx.Done()
+			return status.Error(codes.Canceled, "cancelled")
+		}
+		f.running[es.GetId()] = true
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	f.last = es.GetName()
+	f.mu.Unlock()
+
+	payload := []byte(`{"fake":true}`)
+	pace := 20 * time.Millisecond
+	if f.flaw == blocksSlowReader || f.flaw == crashesSlowReader {
+		payload, pace = make([]byte, 256<<10), 0 // fill a stalled stream's window at once
+	}
+	for {
+		name := es.GetName()
+		switch f.flaw {
+		case wrongNames:
+			name = "fake"
+		case crossTalk:
+			f.mu.Lock()
+			name = f.last
+			f.mu.Unlock()
+		}
+		err := f.send(stream, &gateways.Event{Name: name, Payload: payload})
+		if err != nil && f.flaw != ignoresCancel {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if f.flaw != ignoresCancel {
+				return nil
+			}
+		case <-f.done:
+			return nil
+		case <-time.After(pace):
+		}
+	}
+}
+
+func (f *fake) send(stream gateways.Eventing_StartEventSourceServer, ev *gateways.Event) error {
+	switch f.flaw {
+	case blocksSlowReader:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+	case crashesSlowReader:
+		// A send stuck for long brings the whole server down, as a watchdog or an
+		// out-of-memory kill would.
+		t := time.AfterFunc(300*time.Millisecond, f.crash)
+		defer t.Stop()
+	}
+	return stream.Send(ev)
+}
+
+// startFake serves f on a loopback port until the test ends.
+func startFake(t *testing.T, f *fake) string {
+	t.Helper()
+	f.done, f.running = make(chan struct{}), map[string]bool{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	gateways.RegisterEventingServer(srv, f)
+	if f.flaw != noHealth {
+		hs := health.NewServer()
+		if f.flaw == notServing {
+			hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		}
+		healthpb.RegisterHealthServer(srv, hs)
+	}
+	var once sync.Once
+	f.crash = func() { once.Do(func() { go srv.Stop() }) }
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		close(f.done)
+		srv.Stop()
+		<-served
+	})
+	return lis.Addr().String()
+}
+
+func dial(t *testing.T, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// options are the kit's options for the server at addr, with short deadlines.
+func options(t *testing.T, addr, valid, invalid string) conform.Options {
+	return conform.Options{
+		Conn: dial(t, addr),
+		Dial: func(context.Context) (*grpc.ClientConn, error) {
+			return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		},
+		Valid: valid, Invalid: invalid,
+		Timeout: 2 * time.Second, Stall: 500 * time.Millisecond,
+	}
+}
+
+// statuses maps each check to its status.
+func statuses(results []conform.Result) map[string]conform.Status {
+	m := map[string]conform.Status{}
+	for _, r := range results {
+		m[r.Check] = r.Status
+	}
+	return m
+}
+
+// expect checks that every check passed except those in want, which have the status given.
+func expect(t *testing.T, results []conform.Result, want map[string]conform.Status) {
+	t.Helper()
+	if len(results) != len(conform.Checks) {
+		t.Errorf("%d results, want one per check (%d)", len(results), len(conform.Checks))
+	}
+	got := statuses(results)
+	for _, check := range conform.Checks {
+		w, ok := want[check]
+		if !ok {
+			w = conform.Pass
+		}
+		if got[check] != w {
+			t.Errorf("check %s = %s, want %s", check, got[check], w)
+		}
+	}
+	if t.Failed() || testing.Verbose() {
+		for _, r := range results {
+			t.Log(r)
+		}
+	}
+}
+
+// Each broken server fails exactly the check for its flaw, and the fake without a flaw
+// passes them all.
+func TestBrokenServers(t *testing.T) {
+	tests := []struct {
+		flaw  flaw
+		check string
+		want  conform.Status
+	}{
+		{noFlaw, "", conform.Pass},
+		{acceptsInvalid, conform.CheckValidateInvalid, conform.Fail},
+		{refusesValid, conform.CheckValidateValid, conform.Fail},
+		{emptyReason, conform.CheckValidateInvalid, conform.Fail},
+		{wrongNames, conform.CheckStartValid, conform.Fail},
+		{invalidOpenStream, conform.CheckStartInvalid, conform.Fail},
+		{ignoresCancel, conform.CheckCancel, conform.Fail},
+		{crossTalk, conform.CheckTwoSources, conform.Fail},
+		{blocksSlowReader, conform.CheckSlowReader, conform.Fail},
+		{crashesSlowReader, conform.CheckSlowReader, conform.Fail},
+		{noHealth, conform.CheckHealth, conform.Warn},
+		{notServing, conform.CheckHealth, conform.Fail},
+	}
+	for _, tc := range tests {
+		name := string(tc.flaw)
+		if name == "" {
+			name = "good"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			addr := startFake(t, &fake{flaw: tc.flaw})
+			opts := options(t, addr, validData, invalidData)
+			if err := conform.Preflight(t.Context(), opts); err != nil {
+				t.Fatalf("preflight: %v", err)
+			}
+			want := map[string]conform.Status{}
+			if tc.check != "" {
+				want[tc.check] = tc.want
+			}
+			results := conform.Run(t.Context(), opts)
+			expect(t, results, want)
+			if conform.Failed(results) != (tc.want == conform.Fail) {
+				t.Errorf("Failed = %v with %s %s", conform.Failed(results), tc.check, tc.want)
+			}
+		})
+	}
+}
+
+// tickGateway is a gateway on our framework: "interval: D" emits an event every D.
+type tickGateway struct{}
+
+type tickConfig struct {
+	Interval config.Duration `json:"interval"`
+}
+
+func (tickGateway) Type() string { return "tick" }
+
+func (tickGateway) Parse(_, data string) (server.Source, error) {
+	var cfg tickConfig
+	if err := config.Decode("tick", data, &cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("tick.interval: must be positive, got %s", time.Duration(cfg.Interval))
+	}
+	return tickSource(cfg.Interval), nil
+}
+
+type tickSource time.Duration
+
+func (s tickSource) Start(ctx context.Context, emit server.Emit) error {
+	t := time.NewTicker(time.Duration(s))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := emit(ctx, server.Event{Payload: []byte(`{}`), ContentType: "application/json"}); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// A gateway on our framework passes every check.
+func TestFrameworkGateway(t *testing.T) {
+	gw := testenv.StartGateway(t, tickGateway{})
+	results := conform.Run(t.Context(), options(t, gw.Addr, "interval: 20ms", "interval: -1s"))
+	expect(t, results, nil)
+}
+
+// A server that is no gateway is told apart before any check.
+func TestPreflightNotAGateway(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	err = conform.Preflight(t.Context(), options(t, lis.Addr().String(), validData, invalidData))
+	if err == nil || !strings.Contains(err.Error(), conform.ErrNotGateway.Error()) {
+		t.Fatalf("preflight = %v, want %v", err, conform.ErrNotGateway)
+	}
+}
+
+// pokeGateway's sources emit only when poked, as a webhook's do when called: "poke: true"
+// is valid, anything else is not.
+type pokeGateway struct {
+	mu    sync.Mutex
+	pokes map[string]chan struct{} // by source name, while it runs
+}
+
+type pokeConfig struct {
+	Poke bool `json:"poke"`
+}
+
+func (*pokeGateway) Type() string { return "poke" }
+
+func (g *pokeGateway) Parse(name, data string) (server.Source, error) {
+	var cfg pokeConfig
+	if err := config.Decode("poke", data, &cfg); err != nil {
+		return nil, err
+	}
+	if !cfg.Poke {
+		return nil, fmt.Errorf("poke.poke: must be true")
+	}
+	return pokeSource{g, name}, nil
+}
+
+type pokeSource struct {
+	g    *pokeGateway
+	name string
+}
+
+func (s pokeSource) Start(ctx context.Context, emit server.Emit) error {
+	ch := make(chan struct{}, 1)
+	s.g.mu.Lock()
+	s.g.pokes[s.name] = ch
+	s.g.mu.Unlock()
+	defer func() {
+		s.g.mu.Lock()
+		if s.g.pokes[s.name] == ch {
+			delete(s.g.pokes, s.name)
+		}
+		s.g.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ch:
+			if err := emit(ctx, server.Event{Payload: []byte("poked")}); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// poke makes the source name emit, if it runs.
+func (g *pokeGateway) poke(name string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ch, ok := g.pokes[name]
+	if !ok {
+		return fmt.Errorf("no source %q running", name)
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Trigger makes the events of sources that have none of their own.
+func TestTrigger(t *testing.T) {
+	g := &pokeGateway{pokes: map[string]chan struct{}{}}
+	gw := testenv.StartGateway(t, g)
+	opts := options(t, gw.Addr, "poke: true", "poke: false")
+	opts.Trigger = func(_ context.Context, es *gateways.EventSource) error { return g.poke(es.GetName()) }
+	opts.TriggerEvery = 20 * time.Millisecond
+	expect(t, conform.Run(t.Context(), opts), nil)
+}
