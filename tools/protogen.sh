@@ -64,12 +64,14 @@ STUB_LANGS=(python ts cpp java)
 
 # Debian packages per language: the generators, and what compiles or imports their output
 # (so that a generated stub is usable right away, and CI can build clients from it).
+# Java: libgrpc-java depends on none of grpc-java's own dependencies (protobuf, guava, netty,
+# perfmark), and the stubs' @javax.annotation.Generated is in geronimo-annotation since Java 11.
 debs_for() {
   case $1 in
     python) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf ;;
     ts) echo protobuf-compiler libprotobuf-dev ;;
     cpp) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev pkg-config g++ ;;
-    java) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libnetty-java libperfmark-java default-jdk-headless ;;
+    java) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libnetty-java libperfmark-java libguava-java libgeronimo-annotation-1.3-spec-java default-jdk-headless ;;
   esac
 }
 
