@@ -231,21 +231,34 @@ func TestOtherInstancesAreIgnored(t *testing.T) {
 func TestInvalidGateways(t *testing.T) {
 	k := newKubeTest(t)
 	c := k.startController(t, k.env.AdminKubeconfig, "--instance-id", "argo-events", "--leader-elect=false")
+	set := func(value any, path ...string) func(*unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) { unstructured.SetNestedField(u.Object, value, path...) }
+	}
 	cases := []struct {
-		name, patch, field, reason string
+		name   string
+		mutate func(*unstructured.Unstructured)
+		field  string
+		reason string
 	}{
-		{"no-template", `{"spec":{"template":null}}`, "spec.template.spec.containers: required", reasonInvalid},
-		{"nats-without-options", `{"spec":{"eventProtocol":{"type":"NATS","http":null}}}`, "spec.eventProtocol.nats: required for type NATS", reasonInvalid},
-		{"bad-port", `{"spec":{"processorPort":"port-9330"}}`, `spec.processorPort: must be a port number (1-65535), got "port-9330"`, reasonInvalid},
+		{"no-template", func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, "spec", "template") },
+			"spec.template.spec.containers: required", reasonInvalid},
+		{"nats-without-options", set(map[string]any{"type": "NATS"}, "spec", "eventProtocol"),
+			"spec.eventProtocol.nats: required for type NATS", reasonInvalid},
+		{"bad-port", set("port-9330", "spec", "processorPort"),
+			`spec.processorPort: must be a port number (1-65535), got "port-9330"`, reasonInvalid},
 		// Valid as a Gateway, refused by the API server as a Deployment: the create fails.
-		{"rejected-pod", `{"spec":{"template":{"spec":{"containers":[{"name":"Not_A_DNS_Label","image":"eventgate/webhook"}]}}}}`, "create Deployment", reasonChildFailed},
+		{"rejected-pod", set([]any{map[string]any{"name": "Not_A_DNS_Label", "image": "eventgate/webhook"}}, "spec", "template", "spec", "containers"),
+			"create Deployment", reasonChildFailed},
 	}
 	for _, tc := range cases {
+		// Created invalid, so that no valid version of it was ever reconciled; without a
+		// Service, so that none of them holds the seed's Service name.
 		gw := k.seed(t)
 		gw.SetName(tc.name)
 		unstructured.SetNestedField(gw.Object, tc.name+"-pod", "spec", "template", "metadata", "name")
+		unstructured.RemoveNestedField(gw.Object, "spec", "service")
+		tc.mutate(gw)
 		k.create(t, gw)
-		k.patch(t, tc.name, tc.patch)
 	}
 	k.create(t, k.seed(t))
 	k.waitDeployment(t, "webhook-gateway-http", nil)
