@@ -50,6 +50,9 @@ func TestPythonDirWatch(t *testing.T) {
 	testenv.StartProcess(t, python, []string{filepath.Join(root, "examples/custom/python/dirwatch.py")},
 		"PYTHONPATH="+stubs, "GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT="+portOf(addr))
 	gw := dialGateway(t, addr)
+	t.Run("shipped examples are valid", func(t *testing.T) {
+		expectValid(t, gw, testenv.Examples(t, filepath.Join(root, "examples/custom/python"), "dirwatch"))
+	})
 
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "a.txt"), "a")
@@ -150,7 +153,10 @@ func TestNodeHTTPPoll(t *testing.T) {
 
 	addr := testenv.FreePort(t)
 	testenv.StartProcess(t, "node", []string{js}, "GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT="+portOf(addr))
-	dialGateway(t, addr)
+	gw := dialGateway(t, addr)
+	t.Run("shipped examples are valid", func(t *testing.T) {
+		expectValid(t, gw, testenv.Examples(t, example, "httppoll"))
+	})
 
 	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
 	sources := map[string]string{
@@ -350,6 +356,23 @@ func dialGateway(t *testing.T, addr string) gateways.EventingClient {
 		return err
 	})
 	return gw
+}
+
+// expectValid checks that the gateway accepts every source.
+func expectValid(t *testing.T, gw gateways.EventingClient, sources map[string]string) {
+	t.Helper()
+	if len(sources) == 0 {
+		t.Fatal("no event sources")
+	}
+	for name, data := range sources {
+		resp, err := gw.ValidateEventSource(t.Context(), &gateways.EventSource{Name: name, Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !resp.GetIsValid() {
+			t.Errorf("%s: invalid: %s", name, resp.GetReason())
+		}
+	}
 }
 
 // firstEvent starts a source directly on the gateway, reads one event and cancels the call.
