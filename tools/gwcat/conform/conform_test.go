@@ -45,8 +45,8 @@ const (
 // flaw. Its sources are "ok" (valid, an event every 20ms) and "bad" (invalid).
 type fake struct {
 	gateways.UnimplementedEventingServer
-	flaw flaw
-	done chan struct{} // closed at the test's end: what ignores cancellation ends then
+	flaw  flaw
+	done  chan struct{} // closed at the test's end: what ignores cancellation ends then
 	crash func()
 
 	mu      sync.Mutex
