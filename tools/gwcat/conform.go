@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -117,15 +118,30 @@ func readYAML(flag, v string) (string, error) {
 }
 
 // shellTrigger runs cmd through sh for the source es; its output goes to stderr, so that
-// stdout keeps one line per check.
+// stdout keeps one line per check. Triggers of two sources run at once: their writes are
+// serialised.
 func shellTrigger(cmd string, stderr io.Writer) func(context.Context, *gateways.EventSource) error {
+	stderr = &lockedWriter{w: stderr}
 	return func(ctx context.Context, es *gateways.EventSource) error {
 		sh := exec.CommandContext(ctx, "sh", "-c", cmd)
 		sh.Env = append(os.Environ(), "GWCAT_SOURCE="+es.GetName(), "GWCAT_DATA="+es.GetData())
 		sh.Stdout, sh.Stderr = stderr, stderr
+		// A command's children may keep its output open after it is killed: do not wait.
+		sh.WaitDelay = time.Second
 		if err := sh.Run(); err != nil {
 			return fmt.Errorf("--trigger: %w", err)
 		}
 		return nil
 	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
