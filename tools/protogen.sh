@@ -68,7 +68,7 @@ STUB_LANGS=(python ts cpp java)
 # perfmark), and the stubs' @javax.annotation.Generated is in geronimo-annotation since Java 11.
 debs_for() {
   case $1 in
-    python) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf ;;
+    python) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf python3-yaml ;;
     ts) echo protobuf-compiler libprotobuf-dev ;;
     cpp) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc libgrpc++-dev pkg-config g++ ;;
     java) echo protobuf-compiler libprotobuf-dev protobuf-compiler-grpc-java-plugin libgrpc-java libprotobuf-java libnetty-java libperfmark-java libguava-java libgeronimo-annotation-1.3-spec-java default-jdk-headless ;;

@@ -31,7 +31,13 @@ import (
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/protos/gateways"
+	"github.com/eventgate/eventgate/tools/gwcat/conform"
+	"github.com/eventgate/eventgate/tools/gwcat/conform/conformtest"
 )
+
+// noHealth: the examples serve no grpc.health.v1 (kept to one file each, on the generated
+// stubs alone), which the kit reports as a warning, not a failure.
+var noHealth = map[string]conform.Status{"health": conform.Warn}
 
 // python is Debian's interpreter, the one with python3-grpcio and python3-protobuf; the
 // python3 first on PATH may be another build without them.
@@ -105,6 +111,24 @@ func TestPythonDirWatch(t *testing.T) {
 
 	t.Run("bad config is invalid with the gateway's reason", func(t *testing.T) {
 		expectInvalid(t, client, "broken", "dir.path: must be an absolute path, got 'relative/inbox'", "interval: must be at least 100ms")
+	})
+
+	t.Run("passes the conformance kit", func(t *testing.T) {
+		dirs := []string{t.TempDir(), t.TempDir()}
+		source := func(d string) string { return fmt.Sprintf("dir:\n  path: %s\ninterval: 100ms", d) }
+		var files atomic.Int64
+		conformtest.Check(t, addr, conform.Options{
+			Valid: source(dirs[0]), Valid2: source(dirs[1]), Invalid: "dir:\n  path: relative/inbox",
+			Timeout: 20 * time.Second, Stall: time.Second,
+			// A new file in the source's folder is its next event.
+			Trigger: func(_ context.Context, es *gateways.EventSource) error {
+				d := dirs[0]
+				if es.GetData() == source(dirs[1]) {
+					d = dirs[1]
+				}
+				return os.WriteFile(filepath.Join(d, fmt.Sprintf("f%d.txt", files.Add(1))), []byte("x"), 0o644)
+			},
+		}, noHealth)
 	})
 
 	t.Run("cancelled streams stop", func(t *testing.T) {
@@ -209,6 +233,20 @@ func TestNodeHTTPPoll(t *testing.T) {
 
 	t.Run("bad config is invalid with the gateway's reason", func(t *testing.T) {
 		expectInvalid(t, client, "broken", "url: must be http or https, got ftp:", `on[0]: must be status or body, got "size"`)
+	})
+
+	t.Run("passes the conformance kit", func(t *testing.T) {
+		source := func(path string) string { return fmt.Sprintf("url: %s%s\ninterval: 100ms", site.URL, path) }
+		var changes atomic.Int64
+		conformtest.Check(t, addr, conform.Options{
+			Valid: source("/a"), Valid2: source("/b"), Invalid: "url: ftp://example.com/file",
+			Timeout: 20 * time.Second, Stall: time.Second,
+			// A new body is a change every source polling the site sees.
+			Trigger: func(context.Context, *gateways.EventSource) error {
+				set(http.StatusOK, fmt.Sprintf("v%d", changes.Add(1)))
+				return nil
+			},
+		}, noHealth)
 	})
 
 	t.Run("removed source stops polling", func(t *testing.T) {

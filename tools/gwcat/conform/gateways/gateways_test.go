@@ -18,9 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +32,7 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
 	"github.com/eventgate/eventgate/tools/gwcat/conform"
+	"github.com/eventgate/eventgate/tools/gwcat/conform/conformtest"
 )
 
 // MinIO is stopped after the tests; kube-apiserver and etcd end with this process
@@ -56,37 +55,13 @@ func run(t *testing.T, gatewayType string, s suite) {
 	check(t, gw.Addr, s, nil)
 }
 
-// check runs the kit against addr and fails the test unless every check passes, or has
-// the status want gives it.
+// check runs the kit against addr: every check must pass, or have the status want gives it.
 func check(t *testing.T, addr string, s suite, want map[string]conform.Status) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	opts := conform.Options{
-		Conn: conn,
-		Dial: func(context.Context) (*grpc.ClientConn, error) {
-			return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		},
+	conformtest.Check(t, addr, conform.Options{
 		Valid: s.valid, Valid2: s.valid2, Invalid: s.invalid,
 		Timeout: 20 * time.Second, Stall: time.Second, Trigger: s.trigger,
-	}
-	if err := conform.Preflight(t.Context(), opts); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range conform.Run(t.Context(), opts) {
-		w, ok := want[r.Check]
-		if !ok {
-			w = conform.Pass
-		}
-		if r.Status != w {
-			t.Errorf("%s (want %s)", r, w)
-		} else {
-			t.Log(r)
-		}
-	}
+	}, want)
 }
 
 func TestCalendar(t *testing.T) {
