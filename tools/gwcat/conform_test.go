@@ -19,7 +19,7 @@ func TestConform(t *testing.T) {
 	gw := testenv.StartGateway(t, &probeGateway{})
 	marks := filepath.Join(t.TempDir(), "triggered")
 	got := gwcat(t, "", "conform", "--addr", gw.Addr, "--valid", "events: 1000000", "--invalid", "events: -1",
-		"--timeout", "3s", "--stall", "300ms", "--name", "cli", "--trigger", `echo "$GWCAT_SOURCE $GWCAT_DATA" >> `+marks)
+		"--timeout", "10s", "--stall", "300ms", "--name", "cli", "--trigger", `echo "$GWCAT_SOURCE $GWCAT_DATA" >> `+marks)
 	out := lines(got.stdout)
 	if got.code != exitOK || got.stderr != "" || len(out) != len(conform.Checks)+1 {
 		t.Fatalf("gwcat conform = %+v, want exit 0 and a line per check and a summary", got)
