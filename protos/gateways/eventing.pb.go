@@ -29,6 +29,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Outcome is what became of the events.
+type Ack_Outcome int32
+
+const (
+	// OUTCOME_UNSPECIFIED is refused: an ack says what happened.
+	Ack_OUTCOME_UNSPECIFIED Ack_Outcome = 0
+	// OUTCOME_DELIVERED: every sensor took the events; the source may acknowledge them
+	// upstream.
+	Ack_OUTCOME_DELIVERED Ack_Outcome = 1
+	// OUTCOME_RETRY: the client could not deliver them; the source should have them
+	// redelivered (an AMQP nack with requeue, a 503 to a webhook caller).
+	Ack_OUTCOME_RETRY Ack_Outcome = 2
+	// OUTCOME_DROPPED: dropped or dead-lettered by the client's policy; the source
+	// acknowledges them upstream as handled.
+	Ack_OUTCOME_DROPPED Ack_Outcome = 3
+)
+
+// Enum value maps for Ack_Outcome.
+var (
+	Ack_Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_DELIVERED",
+		2: "OUTCOME_RETRY",
+		3: "OUTCOME_DROPPED",
+	}
+	Ack_Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED": 0,
+		"OUTCOME_DELIVERED":   1,
+		"OUTCOME_RETRY":       2,
+		"OUTCOME_DROPPED":     3,
+	}
+)
+
+func (x Ack_Outcome) Enum() *Ack_Outcome {
+	p := new(Ack_Outcome)
+	*p = x
+	return p
+}
+
+func (x Ack_Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Ack_Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_gateways_eventing_proto_enumTypes[0].Descriptor()
+}
+
+func (Ack_Outcome) Type() protoreflect.EnumType {
+	return &file_gateways_eventing_proto_enumTypes[0]
+}
+
+func (x Ack_Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Ack_Outcome.Descriptor instead.
+func (Ack_Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_gateways_eventing_proto_rawDescGZIP(), []int{5, 0}
+}
+
 // EventSource is one key of the gateway's event-source ConfigMap.
 type EventSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -118,7 +178,10 @@ type Event struct {
 	ContentType string `protobuf:"bytes,5,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// metadata carries source-specific attributes (topic, partition, headers...), passed on
 	// as CloudEvent extensions.
-	Metadata      map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// seq numbers the events of one StreamEventSource call from 1, for acknowledgements; it
+	// is 0 on StartEventSource.
+	Seq           uint64 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -195,6 +258,13 @@ func (x *Event) GetMetadata() map[string]string {
 	return nil
 }
 
+func (x *Event) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // ValidEventSource is the answer to ValidateEventSource.
 type ValidEventSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -251,6 +321,204 @@ func (x *ValidEventSource) GetReason() string {
 	return ""
 }
 
+// SourceControl is one message of the client on a StreamEventSource call.
+type SourceControl struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// control is a start or an ack.
+	//
+	// Types that are valid to be assigned to Control:
+	//
+	//	*SourceControl_Start
+	//	*SourceControl_Ack
+	Control       isSourceControl_Control `protobuf_oneof:"control"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceControl) Reset() {
+	*x = SourceControl{}
+	mi := &file_gateways_eventing_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceControl) ProtoMessage() {}
+
+func (x *SourceControl) ProtoReflect() protoreflect.Message {
+	mi := &file_gateways_eventing_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceControl.ProtoReflect.Descriptor instead.
+func (*SourceControl) Descriptor() ([]byte, []int) {
+	return file_gateways_eventing_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SourceControl) GetControl() isSourceControl_Control {
+	if x != nil {
+		return x.Control
+	}
+	return nil
+}
+
+func (x *SourceControl) GetStart() *StartSource {
+	if x != nil {
+		if x, ok := x.Control.(*SourceControl_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *SourceControl) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Control.(*SourceControl_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+type isSourceControl_Control interface {
+	isSourceControl_Control()
+}
+
+type SourceControl_Start struct {
+	// start is the first message of a call, and only the first.
+	Start *StartSource `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type SourceControl_Ack struct {
+	// ack reports the fate of events the server sent on this call.
+	Ack *Ack `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
+}
+
+func (*SourceControl_Start) isSourceControl_Control() {}
+
+func (*SourceControl_Ack) isSourceControl_Control() {}
+
+// StartSource starts an event source on a StreamEventSource call.
+type StartSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source is the event source to start, as StartEventSource takes it.
+	Source *EventSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// window is the most events the server may have sent on this call and not yet seen
+	// acknowledged; 0 asks for the server's default. A server may lower it.
+	Window        uint32 `protobuf:"varint,2,opt,name=window,proto3" json:"window,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartSource) Reset() {
+	*x = StartSource{}
+	mi := &file_gateways_eventing_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartSource) ProtoMessage() {}
+
+func (x *StartSource) ProtoReflect() protoreflect.Message {
+	mi := &file_gateways_eventing_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartSource.ProtoReflect.Descriptor instead.
+func (*StartSource) Descriptor() ([]byte, []int) {
+	return file_gateways_eventing_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StartSource) GetSource() *EventSource {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *StartSource) GetWindow() uint32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+// Ack reports the fate of events of a StreamEventSource call, in any order.
+type Ack struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seqs are the events' seq numbers.
+	Seqs []uint64 `protobuf:"varint,1,rep,packed,name=seqs,proto3" json:"seqs,omitempty"`
+	// outcome is their fate.
+	Outcome       Ack_Outcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=gateways.Ack_Outcome" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_gateways_eventing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_gateways_eventing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_gateways_eventing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Ack) GetSeqs() []uint64 {
+	if x != nil {
+		return x.Seqs
+	}
+	return nil
+}
+
+func (x *Ack) GetOutcome() Ack_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return Ack_OUTCOME_UNSPECIFIED
+}
+
 var File_gateways_eventing_proto protoreflect.FileDescriptor
 
 const file_gateways_eventing_proto_rawDesc = "" +
@@ -260,23 +528,40 @@ const file_gateways_eventing_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\tR\x04data\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\x90\x02\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\"\xa2\x02\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x0e\n" +
 	"\x02id\x18\x03 \x01(\tR\x02id\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x129\n" +
-	"\bmetadata\x18\x06 \x03(\v2\x1d.gateways.Event.MetadataEntryR\bmetadata\x1a;\n" +
+	"\bmetadata\x18\x06 \x03(\v2\x1d.gateways.Event.MetadataEntryR\bmetadata\x12\x10\n" +
+	"\x03seq\x18\a \x01(\x04R\x03seq\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
 	"\x10ValidEventSource\x12\x19\n" +
 	"\bis_valid\x18\x01 \x01(\bR\aisValid\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\x92\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"l\n" +
+	"\rSourceControl\x12-\n" +
+	"\x05start\x18\x01 \x01(\v2\x15.gateways.StartSourceH\x00R\x05start\x12!\n" +
+	"\x03ack\x18\x02 \x01(\v2\r.gateways.AckH\x00R\x03ackB\t\n" +
+	"\acontrol\"T\n" +
+	"\vStartSource\x12-\n" +
+	"\x06source\x18\x01 \x01(\v2\x15.gateways.EventSourceR\x06source\x12\x16\n" +
+	"\x06window\x18\x02 \x01(\rR\x06window\"\xad\x01\n" +
+	"\x03Ack\x12\x12\n" +
+	"\x04seqs\x18\x01 \x03(\x04R\x04seqs\x12/\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x15.gateways.Ack.OutcomeR\aoutcome\"a\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11OUTCOME_DELIVERED\x10\x01\x12\x11\n" +
+	"\rOUTCOME_RETRY\x10\x02\x12\x13\n" +
+	"\x0fOUTCOME_DROPPED\x10\x032\xd5\x01\n" +
 	"\bEventing\x12<\n" +
 	"\x10StartEventSource\x12\x15.gateways.EventSource\x1a\x0f.gateways.Event0\x01\x12H\n" +
-	"\x13ValidateEventSource\x12\x15.gateways.EventSource\x1a\x1a.gateways.ValidEventSourceBS\n" +
+	"\x13ValidateEventSource\x12\x15.gateways.EventSource\x1a\x1a.gateways.ValidEventSource\x12A\n" +
+	"\x11StreamEventSource\x12\x17.gateways.SourceControl\x1a\x0f.gateways.Event(\x010\x01BS\n" +
 	"\x16dev.eventgate.gatewaysP\x01Z7github.com/eventgate/eventgate/protos/gateways;gatewaysb\x06proto3"
 
 var (
@@ -291,26 +576,37 @@ func file_gateways_eventing_proto_rawDescGZIP() []byte {
 	return file_gateways_eventing_proto_rawDescData
 }
 
-var file_gateways_eventing_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_gateways_eventing_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_gateways_eventing_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_gateways_eventing_proto_goTypes = []any{
-	(*EventSource)(nil),           // 0: gateways.EventSource
-	(*Event)(nil),                 // 1: gateways.Event
-	(*ValidEventSource)(nil),      // 2: gateways.ValidEventSource
-	nil,                           // 3: gateways.Event.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(Ack_Outcome)(0),              // 0: gateways.Ack.Outcome
+	(*EventSource)(nil),           // 1: gateways.EventSource
+	(*Event)(nil),                 // 2: gateways.Event
+	(*ValidEventSource)(nil),      // 3: gateways.ValidEventSource
+	(*SourceControl)(nil),         // 4: gateways.SourceControl
+	(*StartSource)(nil),           // 5: gateways.StartSource
+	(*Ack)(nil),                   // 6: gateways.Ack
+	nil,                           // 7: gateways.Event.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_gateways_eventing_proto_depIdxs = []int32{
-	4, // 0: gateways.Event.time:type_name -> google.protobuf.Timestamp
-	3, // 1: gateways.Event.metadata:type_name -> gateways.Event.MetadataEntry
-	0, // 2: gateways.Eventing.StartEventSource:input_type -> gateways.EventSource
-	0, // 3: gateways.Eventing.ValidateEventSource:input_type -> gateways.EventSource
-	1, // 4: gateways.Eventing.StartEventSource:output_type -> gateways.Event
-	2, // 5: gateways.Eventing.ValidateEventSource:output_type -> gateways.ValidEventSource
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	8, // 0: gateways.Event.time:type_name -> google.protobuf.Timestamp
+	7, // 1: gateways.Event.metadata:type_name -> gateways.Event.MetadataEntry
+	5, // 2: gateways.SourceControl.start:type_name -> gateways.StartSource
+	6, // 3: gateways.SourceControl.ack:type_name -> gateways.Ack
+	1, // 4: gateways.StartSource.source:type_name -> gateways.EventSource
+	0, // 5: gateways.Ack.outcome:type_name -> gateways.Ack.Outcome
+	1, // 6: gateways.Eventing.StartEventSource:input_type -> gateways.EventSource
+	1, // 7: gateways.Eventing.ValidateEventSource:input_type -> gateways.EventSource
+	4, // 8: gateways.Eventing.StreamEventSource:input_type -> gateways.SourceControl
+	2, // 9: gateways.Eventing.StartEventSource:output_type -> gateways.Event
+	3, // 10: gateways.Eventing.ValidateEventSource:output_type -> gateways.ValidEventSource
+	2, // 11: gateways.Eventing.StreamEventSource:output_type -> gateways.Event
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_gateways_eventing_proto_init() }
@@ -318,18 +614,23 @@ func file_gateways_eventing_proto_init() {
 	if File_gateways_eventing_proto != nil {
 		return
 	}
+	file_gateways_eventing_proto_msgTypes[3].OneofWrappers = []any{
+		(*SourceControl_Start)(nil),
+		(*SourceControl_Ack)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateways_eventing_proto_rawDesc), len(file_gateways_eventing_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   4,
+			NumEnums:      1,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_gateways_eventing_proto_goTypes,
 		DependencyIndexes: file_gateways_eventing_proto_depIdxs,
+		EnumInfos:         file_gateways_eventing_proto_enumTypes,
 		MessageInfos:      file_gateways_eventing_proto_msgTypes,
 	}.Build()
 	File_gateways_eventing_proto = out.File

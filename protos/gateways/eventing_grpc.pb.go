@@ -28,6 +28,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Eventing_StartEventSource_FullMethodName    = "/gateways.Eventing/StartEventSource"
 	Eventing_ValidateEventSource_FullMethodName = "/gateways.Eventing/ValidateEventSource"
+	Eventing_StreamEventSource_FullMethodName   = "/gateways.Eventing/StreamEventSource"
 )
 
 // EventingClient is the client API for Eventing service.
@@ -41,6 +42,13 @@ type EventingClient interface {
 	StartEventSource(ctx context.Context, in *EventSource, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// ValidateEventSource checks an event source's configuration without starting it.
 	ValidateEventSource(ctx context.Context, in *EventSource, opts ...grpc.CallOption) (*ValidEventSource, error)
+	// StreamEventSource starts an event source whose events the client acknowledges: the
+	// client's first message starts the source with a window, each later one reports the fate
+	// of events by their seq. The server keeps at most window events unacknowledged and tells
+	// the source each event's fate, so that it acknowledges upstream (an HTTP 200, a Kafka
+	// commit, an AMQP ack) only what the sensors took. A server without it answers
+	// UNIMPLEMENTED, and the client falls back to StartEventSource.
+	StreamEventSource(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SourceControl, Event], error)
 }
 
 type eventingClient struct {
@@ -80,6 +88,19 @@ func (c *eventingClient) ValidateEventSource(ctx context.Context, in *EventSourc
 	return out, nil
 }
 
+func (c *eventingClient) StreamEventSource(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SourceControl, Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Eventing_ServiceDesc.Streams[1], Eventing_StreamEventSource_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SourceControl, Event]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Eventing_StreamEventSourceClient = grpc.BidiStreamingClient[SourceControl, Event]
+
 // EventingServer is the server API for Eventing service.
 // All implementations must embed UnimplementedEventingServer
 // for forward compatibility.
@@ -91,6 +112,13 @@ type EventingServer interface {
 	StartEventSource(*EventSource, grpc.ServerStreamingServer[Event]) error
 	// ValidateEventSource checks an event source's configuration without starting it.
 	ValidateEventSource(context.Context, *EventSource) (*ValidEventSource, error)
+	// StreamEventSource starts an event source whose events the client acknowledges: the
+	// client's first message starts the source with a window, each later one reports the fate
+	// of events by their seq. The server keeps at most window events unacknowledged and tells
+	// the source each event's fate, so that it acknowledges upstream (an HTTP 200, a Kafka
+	// commit, an AMQP ack) only what the sensors took. A server without it answers
+	// UNIMPLEMENTED, and the client falls back to StartEventSource.
+	StreamEventSource(grpc.BidiStreamingServer[SourceControl, Event]) error
 	mustEmbedUnimplementedEventingServer()
 }
 
@@ -106,6 +134,9 @@ func (UnimplementedEventingServer) StartEventSource(*EventSource, grpc.ServerStr
 }
 func (UnimplementedEventingServer) ValidateEventSource(context.Context, *EventSource) (*ValidEventSource, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateEventSource not implemented")
+}
+func (UnimplementedEventingServer) StreamEventSource(grpc.BidiStreamingServer[SourceControl, Event]) error {
+	return status.Error(codes.Unimplemented, "method StreamEventSource not implemented")
 }
 func (UnimplementedEventingServer) mustEmbedUnimplementedEventingServer() {}
 func (UnimplementedEventingServer) testEmbeddedByValue()                  {}
@@ -157,6 +188,13 @@ func _Eventing_ValidateEventSource_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Eventing_StreamEventSource_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventingServer).StreamEventSource(&grpc.GenericServerStream[SourceControl, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Eventing_StreamEventSourceServer = grpc.BidiStreamingServer[SourceControl, Event]
+
 // Eventing_ServiceDesc is the grpc.ServiceDesc for Eventing service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -174,6 +212,12 @@ var Eventing_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "StartEventSource",
 			Handler:       _Eventing_StartEventSource_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "StreamEventSource",
+			Handler:       _Eventing_StreamEventSource_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "gateways/eventing.proto",

@@ -217,6 +217,12 @@ const service: EventingServer = {
     }
   },
 
+  // Acknowledged delivery is optional: a gateway that answers UNIMPLEMENTED here gets
+  // StartEventSource calls instead, as v0.10 gateways do.
+  streamEventSource(call) {
+    call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "StreamEventSource is not implemented: use StartEventSource" });
+  },
+
   startEventSource(call) {
     const source: EventSource = call.request;
     const fail = (code: grpc.status, details: string) => call.emit("error", { code, details });
