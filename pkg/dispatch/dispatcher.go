@@ -58,8 +58,10 @@ type item struct {
 type queue struct {
 	target Target
 	items  chan item
-	// inFlight counts the events workers took from items and have not delivered yet.
-	inFlight atomic.Int64
+	// pending counts the events given to this queue and not delivered yet: queued, or in one
+	// of the workers' deliveries. One counter for all, raised before an event enters items
+	// and lowered after its delivery, so that it is exact whatever the workers do at once.
+	pending atomic.Int64
 	// full is set while Dispatch finds the queue full, so that a stream held back at every
 	// event logs once, not once per event (that log was a tenth of the client's CPU).
 	full atomic.Bool
@@ -107,6 +109,7 @@ var ErrClosed = errors.New("dispatcher is closed")
 func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents.Event) error {
 	it := item{ev: ev, source: source, enqueued: time.Now()}
 	for _, q := range d.queues {
+		q.pending.Add(1)
 		select {
 		case q.items <- it:
 			d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
@@ -122,8 +125,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents
 			case q.items <- it:
 				d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
 			case <-ctx.Done():
+				q.pending.Add(-1)
 				return ctx.Err()
 			case <-d.stop.Done():
+				q.pending.Add(-1)
 				return ErrClosed
 			}
 		}
@@ -162,9 +167,9 @@ func (d *Dispatcher) queued() int {
 
 // pending is queued plus the events in deliveries not finished yet.
 func (d *Dispatcher) pending() int {
-	n := d.queued()
+	n := 0
 	for _, q := range d.queues {
-		n += int(q.inFlight.Load())
+		n += int(q.pending.Load())
 	}
 	return n
 }
@@ -187,7 +192,6 @@ func (d *Dispatcher) work(q *queue) {
 		for canBatch && len(batch) < d.opts.BatchSize && len(q.items) > 0 {
 			batch = append(batch, <-q.items)
 		}
-		q.inFlight.Store(int64(len(batch)))
 		for attempt := 0; ; attempt++ {
 			err := d.attempt(q.target.Sender, batcher, batch)
 			if err == nil {
@@ -196,7 +200,7 @@ func (d *Dispatcher) work(q *queue) {
 					m.dispatched.WithLabelValues(it.source, q.target.Name).Inc()
 					m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
 				}
-				q.inFlight.Store(0)
+				q.pending.Add(-int64(len(batch)))
 				break
 			}
 			for _, it := range batch {

@@ -426,3 +426,55 @@ func TestBatchesWhatIsWaitingInOrder(t *testing.T) {
 		t.Errorf("%d events still pending after delivery", pending)
 	}
 }
+
+// gateSender holds each delivery until the test releases one, so that a test knows exactly
+// how many are in flight.
+type gateSender struct {
+	started chan string
+	release chan struct{}
+}
+
+func (s *gateSender) Send(ctx context.Context, ev cloudevents.Event) error {
+	s.started <- ev.ID()
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *gateSender) Close() error   { return nil }
+func (s *gateSender) String() string { return "gate" }
+
+func TestPendingCountsEveryDeliveryInFlight(t *testing.T) {
+	s := &gateSender{started: make(chan string, 10), release: make(chan struct{})}
+	d := New([]Target{{Name: "gate", Sender: s}}, Options{Concurrency: 3, AttemptTimeout: time.Minute, Backoff: fastBackoff, Log: testenv.Logger(t)})
+	t.Cleanup(func() { d.Close(0) })
+	for i := range 4 {
+		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		select {
+		case <-s.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("fewer than 3 deliveries started")
+		}
+	}
+	// Three in flight, one queued: one worker's count must not overwrite another's.
+	if got := d.pending(); got != 4 {
+		t.Fatalf("pending = %d with 3 deliveries in flight and 1 queued, want 4", got)
+	}
+	s.release <- struct{}{}
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := d.pending(); got != 3 {
+			return fmt.Errorf("pending = %d after one delivery, want 3", got)
+		}
+		return nil
+	})
+	if left := d.Close(0); left != 3 {
+		t.Fatalf("Close left %d events, want 3", left)
+	}
+}
