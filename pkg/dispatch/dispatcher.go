@@ -65,6 +65,49 @@ type queue struct {
 	// full is set while Dispatch finds the queue full, so that a stream held back at every
 	// event logs once, not once per event (that log was a tenth of the client's CPU).
 	full atomic.Bool
+	// unreachable is the error of the sensor's last failed attempt (delivery or connection),
+	// nil since its last success.
+	unreachable atomic.Pointer[string]
+}
+
+// SensorStatus is what the dispatcher knows of one sensor.
+type SensorStatus struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	// Reachable is false from a failed delivery or connection attempt to the next success.
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+	// Pending counts the events queued for the sensor or in deliveries not finished yet.
+	Pending int `json:"pending"`
+}
+
+// Sensors reports each target's state, in the order of the targets.
+func (d *Dispatcher) Sensors() []SensorStatus {
+	out := make([]SensorStatus, 0, len(d.queues))
+	for _, q := range d.queues {
+		st := SensorStatus{Name: q.target.Name, Target: q.target.Sender.String(), Reachable: true, Pending: int(q.pending.Load())}
+		if e := q.unreachable.Load(); e != nil {
+			st.Reachable, st.Error = false, *e
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// setReachable records the outcome of an attempt to reach q's sensor (err nil: reached),
+// logging and counting only the changes.
+func (d *Dispatcher) setReachable(q *queue, err error) {
+	if err == nil {
+		if q.unreachable.Swap(nil) != nil {
+			d.opts.Metrics.reachable.WithLabelValues(q.target.Name).Set(1)
+			d.opts.Log.Info("sensor reachable again", "sensor", q.target.Name)
+		}
+		return
+	}
+	msg := err.Error()
+	if q.unreachable.Swap(&msg) == nil {
+		d.opts.Metrics.reachable.WithLabelValues(q.target.Name).Set(0)
+	}
 }
 
 // New starts Concurrency workers per target. Close stops them.
@@ -91,6 +134,13 @@ func New(targets []Target, opts Options) *Dispatcher {
 	for _, t := range targets {
 		q := &queue{target: t, items: make(chan item, opts.QueueSize)}
 		d.queues = append(d.queues, q)
+		opts.Metrics.reachable.WithLabelValues(t.Name).Set(1)
+		if c, ok := t.Sender.(connector); ok {
+			// Unreachable until connected: the workers wait for it.
+			d.setReachable(q, errors.New("not connected yet"))
+			d.workers.Add(1)
+			go d.connect(q, c)
+		}
 		for range opts.Concurrency {
 			d.workers.Add(1)
 			go d.work(q)
@@ -174,6 +224,29 @@ func (d *Dispatcher) pending() int {
 	return n
 }
 
+// connect connects q's sender, retrying until it succeeds or the dispatcher stops; the waits
+// are capped at connectBackoffMax, so that a sensor transport that comes up is used soon.
+func (d *Dispatcher) connect(q *queue, c connector) {
+	defer d.workers.Done()
+	b := d.opts.Backoff
+	b.Max = min(b.Max, connectBackoffMax)
+	for attempt := 0; ; attempt++ {
+		err := c.connect()
+		if err == nil {
+			d.setReachable(q, nil)
+			return
+		}
+		d.setReachable(q, err)
+		wait := b.Delay(attempt)
+		d.opts.Log.Warn("sensor not reachable: holding its deliveries back", "sensor", q.target.Name, "attempt", attempt+1, "retryIn", wait, "error", err)
+		if sleep(d.stop, wait) != nil {
+			return
+		}
+	}
+}
+
+const connectBackoffMax = 5 * time.Second
+
 // work delivers q's events in order, each until the sensor takes it (in order overall
 // only when it is q's one worker).
 func (d *Dispatcher) work(q *queue) {
@@ -181,6 +254,13 @@ func (d *Dispatcher) work(q *queue) {
 	m := d.opts.Metrics
 	batcher, canBatch := q.target.Sender.(BatchSender)
 	batch := make([]item, 0, d.opts.BatchSize)
+	if c, ok := q.target.Sender.(connector); ok {
+		select {
+		case <-c.ready():
+		case <-d.stop.Done():
+			return
+		}
+	}
 	for {
 		batch = batch[:0]
 		select {
@@ -194,6 +274,7 @@ func (d *Dispatcher) work(q *queue) {
 		}
 		for attempt := 0; ; attempt++ {
 			err := d.attempt(q.target.Sender, batcher, batch)
+			d.setReachable(q, err)
 			if err == nil {
 				for _, it := range batch {
 					m.queueDepth.WithLabelValues(q.target.Name).Dec()

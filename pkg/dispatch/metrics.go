@@ -8,6 +8,7 @@ type Metrics struct {
 	failed     *prometheus.CounterVec
 	queueDepth *prometheus.GaugeVec
 	latency    *prometheus.HistogramVec
+	reachable  *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them with reg (none when reg is nil).
@@ -30,9 +31,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from queueing an event to the sensor accepting it, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"sensor"}),
+		reachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventgate_client_sensor_reachable",
+			Help: "1 while the sensor takes deliveries, 0 from a failed delivery or connection attempt (a NATS server not up yet) to the next success, by sensor.",
+		}, []string{"sensor"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dispatched, m.failed, m.queueDepth, m.latency)
+		reg.MustRegister(m.dispatched, m.failed, m.queueDepth, m.latency, m.reachable)
 	}
 	return m
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
+	"time"
 
 	cenats "github.com/cloudevents/sdk-go/protocol/nats/v2"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go"
 
 	"github.com/eventgate/eventgate/pkg/cloudevent"
 )
@@ -102,18 +105,75 @@ func (s *httpSender) SendBatch(ctx context.Context, evs []cloudevents.Event) err
 // maxIdleConnsPerSensor covers any sensible Options.Concurrency.
 const maxIdleConnsPerSensor = 256
 
-// NewNATSSender publishes events on subject of the NATS server at url. The NATS client
-// reconnects by itself; a publish while disconnected is buffered by it or fails, and a
-// failure is retried like any other.
+// NewNATSSender publishes events on subject of the NATS server at url. It does not connect:
+// the Dispatcher does, in the background, retrying until the server answers, and holds the
+// sensor's deliveries back meanwhile, so that a NATS server not up yet is waited for rather
+// than fatal. Once connected, the NATS client reconnects by itself; a publish while
+// disconnected is buffered by it or fails, and a failure is retried like any other.
 func NewNATSSender(url, subject string) (Sender, error) {
-	p, err := cenats.NewSender(url, subject, cenats.NatsOptions())
+	if _, err := neturl.Parse(url); err != nil || url == "" {
+		return nil, fmt.Errorf("NATS sender for subject %q: bad URL %q", subject, url)
+	}
+	// Reconnecting for ever: a NATS server down for long is waited for like one not up yet.
+	return &natsSender{url: url, subject: subject, connected: make(chan struct{})}, nil
+}
+
+// connector is a Sender that must connect before its first delivery: the Dispatcher calls
+// connect until it succeeds, and no delivery is attempted before ready is closed.
+type connector interface {
+	connect() error
+	ready() <-chan struct{}
+}
+
+type natsSender struct {
+	url, subject string
+	// connected is closed once sender is set; only the Dispatcher's connecting goroutine
+	// sets it, before any worker reads it.
+	connected chan struct{}
+	sender    *ceSender
+}
+
+// natsConnectTimeout bounds one connection attempt to an unreachable NATS server.
+const natsConnectTimeout = 2 * time.Second
+
+func (s *natsSender) connect() error {
+	nc, err := nats.Connect(s.url, nats.Timeout(natsConnectTimeout), nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, fmt.Errorf("NATS sender for %s subject %q: %w", url, subject, err)
+		return fmt.Errorf("connect to NATS at %s: %w", s.url, err)
+	}
+	p, err := cenats.NewSenderFromConn(nc, s.subject)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("NATS sender for %s subject %q: %w", s.url, s.subject, err)
 	}
 	c, err := cloudevents.NewClient(p)
 	if err != nil {
-		p.Close(context.Background())
-		return nil, fmt.Errorf("NATS sender for %s subject %q: %w", url, subject, err)
+		nc.Close()
+		return fmt.Errorf("NATS sender for %s subject %q: %w", s.url, s.subject, err)
 	}
-	return &ceSender{client: c, close: func() error { return p.Close(context.Background()) }, target: "nats://" + subject + "@" + url}, nil
+	s.sender = &ceSender{client: c, close: func() error { nc.Close(); return nil }, target: s.String()}
+	close(s.connected)
+	return nil
 }
+
+func (s *natsSender) ready() <-chan struct{} { return s.connected }
+
+func (s *natsSender) Send(ctx context.Context, ev cloudevents.Event) error {
+	select {
+	case <-s.connected:
+		return s.sender.Send(ctx, ev)
+	default:
+		return fmt.Errorf("deliver to %s: not connected to NATS yet", s)
+	}
+}
+
+func (s *natsSender) Close() error {
+	select {
+	case <-s.connected:
+		return s.sender.Close()
+	default:
+		return nil
+	}
+}
+
+func (s *natsSender) String() string { return "nats://" + s.subject + "@" + s.url }

@@ -96,7 +96,7 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	go func() {
 		defer close(obsDone)
 		if cfg.observe != "" {
-			serveObservability(obsCtx, cfg.observe, reg, sup, log)
+			serveObservability(obsCtx, cfg.observe, reg, sup, d, log)
 		}
 	}()
 	c := &client{sup: sup, servers: names, sensors: len(tgts)}

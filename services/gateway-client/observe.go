@@ -11,18 +11,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/eventgate/eventgate/pkg/dispatch"
 	"github.com/eventgate/eventgate/services/gateway-client/supervisor"
 )
 
-// serveObservability serves /metrics, /healthz and /status (the sources' states as JSON,
-// what the Gateway status nodes hold in Kubernetes) on addr until ctx ends.
-func serveObservability(ctx context.Context, addr string, reg *prometheus.Registry, sup *supervisor.Supervisor, log *slog.Logger) {
+// serveObservability serves /metrics, /healthz, /status (the sources' states as JSON, what
+// the Gateway status nodes hold in Kubernetes) and /status/sensors (each sensor's
+// reachability and pending events; apart, so that /status keeps its v0.10-era shape) on addr
+// until ctx ends.
+func serveObservability(ctx context.Context, addr string, reg *prometheus.Registry, sup *supervisor.Supervisor, d *dispatch.Dispatcher, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(sup.Statuses())
+	})
+	mux.HandleFunc("/status/sensors", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(d.Sensors())
 	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
