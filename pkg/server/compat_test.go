@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
@@ -90,5 +95,32 @@ func TestOurClientTalksToV010Server(t *testing.T) {
 	}
 	if ev.GetName() != "legacy" || string(ev.GetPayload()) != `{"from":"v0.10"}` || ev.GetId() != "" {
 		t.Errorf("event from v0.10 server = %v", ev)
+	}
+
+	// Acknowledged delivery is a new RPC that a v0.10 server does not know: our client
+	// learns that from UNIMPLEMENTED and falls back to StartEventSource (above).
+	acked, err := client.StreamEventSource(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := &gateways.SourceControl{Control: &gateways.SourceControl_Start{Start: &gateways.StartSource{Source: es}}}
+	if err := acked.Send(start); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if _, err := acked.Recv(); status.Code(err) != codes.Unimplemented {
+		t.Errorf("StreamEventSource on a v0.10 server: %v, want Unimplemented", err)
+	}
+}
+
+// A v0.10 client knows only StartEventSource; our server implementing StreamEventSource
+// changes nothing for it (TestV010ClientTalksToOurServer), and our own client's
+// StreamEventSource reaches the same source with seqs.
+func TestOurServerOffersBothRPCs(t *testing.T) {
+	gw := testenv.StartGateway(t, &counterGateway{})
+	s := testenv.OpenAckedStream(t, gw.Client, &gateways.EventSource{Name: "two", Data: "count: 2"}, 0)
+	for want := uint64(1); want <= 2; want++ {
+		if ev := s.Next(t, 10*time.Second); ev.GetSeq() != want || ev.GetName() != "two" {
+			t.Errorf("event = %v, want seq %d of \"two\"", ev, want)
+		}
 	}
 }

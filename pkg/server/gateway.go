@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -21,7 +22,8 @@ type Source interface {
 	Start(ctx context.Context, emit Emit) error
 }
 
-// Emit hands one event to the client's stream. It blocks while the client is not reading
+// Emit hands one event to the client's stream. It blocks while the client is not reading,
+// and on a StreamEventSource call also while the window of unacknowledged events is full
 // (back-pressure reaches the source instead of a buffer growing), and returns an error
 // once the stream is gone; a source stops producing then.
 type Emit func(ctx context.Context, ev Event) error
@@ -34,4 +36,43 @@ type Event struct {
 	ID          string
 	Time        time.Time
 	Metadata    map[string]string
+	// OnFate, when set, learns what became of the event: it is called exactly once for
+	// every event that Emit accepted (returned nil), never for one it refused. On a
+	// StreamEventSource call that is when the client acknowledges the event (Delivered,
+	// Retry or Dropped), or Lost when the call ends first; on StartEventSource it is
+	// Delivered as soon as the event is on the stream, which is all that call can tell.
+	// It runs on the framework's goroutine and must not block; a gateway that waits for
+	// the fate hands it over through a buffered channel.
+	OnFate func(Fate)
+}
+
+// Fate is what became of an emitted event.
+type Fate int
+
+const (
+	// FateDelivered: the client delivered the event (every sensor took it), or, on
+	// StartEventSource, the event is on the stream. The source may acknowledge it upstream.
+	FateDelivered Fate = iota + 1
+	// FateRetry: the client could not deliver it; the source should have it redelivered.
+	FateRetry
+	// FateDropped: the client dropped or dead-lettered it by policy; the source
+	// acknowledges it upstream as handled.
+	FateDropped
+	// FateLost: the call ended before the client acknowledged the event, so nobody knows;
+	// treat it as Retry.
+	FateLost
+)
+
+func (f Fate) String() string {
+	switch f {
+	case FateDelivered:
+		return "delivered"
+	case FateRetry:
+		return "retry"
+	case FateDropped:
+		return "dropped"
+	case FateLost:
+		return "lost"
+	}
+	return fmt.Sprintf("Fate(%d)", int(f))
 }

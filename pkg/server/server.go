@@ -64,7 +64,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	stopping, stop := context.WithCancel(context.Background())
 	defer stop()
 
-	grpcServer := s.newGRPCServer(stopping)
+	grpcServer, ev := s.newGRPCServer(stopping)
 	served := make(chan error, 1)
 	go func() { served <- grpcServer.Serve(lis) }()
 	s.log.Info("gateway server listening", "address", lis.Addr().String(),
@@ -91,6 +91,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpcServer.Stop()
 		<-graceful
 	}
+	// Every call has ended, so every ack reader's Recv has returned or is about to.
+	ev.readers.Wait()
 	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("serve gRPC on %s: %w", lis.Addr(), err)
 	}
@@ -108,7 +110,7 @@ func (s *Server) ListenAndServe(ctx context.Context, address string) error {
 	return s.Serve(ctx, lis)
 }
 
-func (s *Server) newGRPCServer(stopping context.Context) *grpc.Server {
+func (s *Server) newGRPCServer(stopping context.Context) (*grpc.Server, *eventing) {
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.StartCall, logging.FinishCall)}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(s.recovered)}
 	opts := []grpc.ServerOption{
@@ -131,7 +133,8 @@ func (s *Server) newGRPCServer(stopping context.Context) *grpc.Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
 	}
 	grpcServer := grpc.NewServer(opts...)
-	gateways.RegisterEventingServer(grpcServer, &eventing{gw: s.gw, log: s.log, stopping: stopping})
+	ev := &eventing{gw: s.gw, log: s.log, stopping: stopping}
+	gateways.RegisterEventingServer(grpcServer, ev)
 
 	healthServer := health.NewServer()
 	healthServer.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -140,7 +143,7 @@ func (s *Server) newGRPCServer(stopping context.Context) *grpc.Server {
 	context.AfterFunc(stopping, healthServer.Shutdown)
 
 	reflection.Register(grpcServer)
-	return grpcServer
+	return grpcServer, ev
 }
 
 // recovered turns a panic in a handler into an Internal status and logs where it came from.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +28,16 @@ import (
 type counterGateway struct {
 	emitted atomic.Int64 // events handed over by Emit, across sources
 	running atomic.Int64 // sources inside Start
+
+	mu    sync.Mutex
+	fates map[int][]server.Fate // by the event's index in its source, across sources
+}
+
+// fatesOf returns what OnFate reported for the event with index i.
+func (g *counterGateway) fatesOf(i int) []server.Fate {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.fates[i])
 }
 
 type counterConfig struct {
@@ -75,7 +87,15 @@ func (s *counterSource) Start(ctx context.Context, emit server.Emit) error {
 	}
 	payload := make([]byte, s.cfg.PayloadSize)
 	for i := 0; s.cfg.Count == 0 || i < s.cfg.Count; i++ {
-		if err := emit(ctx, server.Event{Payload: payload, Metadata: map[string]string{"seq": fmt.Sprint(i)}}); err != nil {
+		onFate := func(f server.Fate) {
+			s.gw.mu.Lock()
+			defer s.gw.mu.Unlock()
+			if s.gw.fates == nil {
+				s.gw.fates = make(map[int][]server.Fate)
+			}
+			s.gw.fates[i] = append(s.gw.fates[i], f)
+		}
+		if err := emit(ctx, server.Event{Payload: payload, Metadata: map[string]string{"seq": fmt.Sprint(i)}, OnFate: onFate}); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -42,11 +42,18 @@ func OpenBufferedStream(t testing.TB, client gateways.EventingClient, es *gatewa
 		cancel()
 		t.Fatalf("start event source %q: %v", es.GetName(), err)
 	}
-	s := &Stream{name: es.GetName(), events: make(chan *gateways.Event, buffer), ended: make(chan struct{}), cancel: cancel}
+	s := readStream(ctx, cancel, es.GetName(), buffer, call.Recv)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// readStream is a Stream whose events come from recv, read in the background.
+func readStream(ctx context.Context, cancel context.CancelFunc, name string, buffer int, recv func() (*gateways.Event, error)) *Stream {
+	s := &Stream{name: name, events: make(chan *gateways.Event, buffer), ended: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(s.ended)
 		for {
-			ev, err := call.Recv()
+			ev, err := recv()
 			if err != nil {
 				s.err = err
 				return
@@ -59,7 +66,6 @@ func OpenBufferedStream(t testing.TB, client gateways.EventingClient, es *gatewa
 			}
 		}
 	}()
-	t.Cleanup(s.Close)
 	return s
 }
 
