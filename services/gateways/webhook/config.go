@@ -37,7 +37,8 @@ type Config struct {
 	// MaxPayloadSize bounds a request body in bytes (DefaultMaxPayloadSize when 0).
 	MaxPayloadSize int64 `json:"maxPayloadSize,omitempty"`
 	// StreamTimeout bounds how long a request waits for the event stream to take its event
-	// before it is answered 503 (DefaultStreamTimeout when 0).
+	// and, on an acknowledged (StreamEventSource) call, for the gateway-client's
+	// acknowledgement, before it is answered 503 (DefaultStreamTimeout when 0).
 	StreamTimeout config.Duration `json:"streamTimeout,omitempty"`
 }
 

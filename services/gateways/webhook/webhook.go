@@ -98,9 +98,11 @@ type route struct {
 	refused, lastWarned atomic.Int64
 }
 
-// ServeHTTP answers 200 only once the event is on the client's stream, so a 200 is never
-// followed by a loss in the gateway; whatever could not be handed over is answered with
-// a status the caller retries on (503), or one that says what to fix (401, 413, 400).
+// ServeHTTP answers 200 only once the event is safe: on a StreamEventSource call, once
+// the client acknowledged it as delivered (every sensor took it) or dropped by its policy;
+// on StartEventSource (v0.10 clients), once it is on the client's stream, which is all
+// that call can tell. Whatever is not safe within streamTimeout is answered with a status
+// the caller retries on (503), or one that says what to fix (401, 413, 400).
 func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.tokenSum != nil && !rt.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="eventgate"`)
@@ -123,7 +125,11 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json"}
+	// The framework reports the fate exactly once, from its own goroutine, for an event
+	// that emit accepted; one slot is all it needs, and it never blocks.
+	fate := make(chan server.Fate, 1)
+	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json",
+		OnFate: func(f server.Fate) { fate <- f }}
 	ctx, cancel := context.WithTimeout(r.Context(), rt.streamTimeout)
 	defer cancel()
 	defer context.AfterFunc(rt.ctx, cancel)()
@@ -133,6 +139,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the caller resend an event that arrives anyway.
 	rt.waiting.Add(1)
 	err = rt.emit(ctx, ev)
+	if err == nil {
+		err = waitFate(ctx, fate, rt.streamTimeout)
+	}
 	rt.waiting.Add(-1)
 	if err != nil {
 		reason := err.Error()
@@ -145,6 +154,36 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// errNoFate is waitFate's error when the acknowledgement did not come in time.
+var errNoFate = errors.New("no acknowledgement")
+
+// waitFate waits, within ctx, for an emitted event's fate: nil when the event is safe
+// (delivered, or dropped by the client's policy), an error to answer 503 with otherwise.
+// On StartEventSource the fate is already there when emit returns.
+func waitFate(ctx context.Context, fate <-chan server.Fate, timeout time.Duration) error {
+	var f server.Fate
+	select {
+	case f = <-fate:
+	default:
+		select {
+		case f = <-fate:
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w from the gateway-client within %s", errNoFate, timeout)
+			}
+			return fmt.Errorf("%w: %v", errNoFate, ctx.Err())
+		}
+	}
+	switch f {
+	case server.FateDelivered, server.FateDropped:
+		return nil
+	case server.FateRetry:
+		return errors.New("the gateway-client could not deliver the event")
+	default:
+		return errors.New("the event stream ended before the event was acknowledged")
+	}
 }
 
 // warnRefused logs a refusal, at most once a second per route, with the number of refusals
