@@ -29,7 +29,7 @@ func TestConform(t *testing.T) {
 			t.Errorf("line %d = %q, want PASS %s", i, out[i], check)
 		}
 	}
-	if want := "CONFORMING " + gw.Addr + ": 8 passed, 0 warned, 0 failed"; out[len(out)-1] != want {
+	if want := "CONFORMING " + gw.Addr + ": 9 passed, 0 warned, 0 failed"; out[len(out)-1] != want {
 		t.Errorf("summary = %q, want %q", out[len(out)-1], want)
 	}
 	// Which of the kit's sources (cli, cli-a, cli-restart, ...) the trigger ran for depends on

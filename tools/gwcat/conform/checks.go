@@ -93,23 +93,26 @@ func (k *kit) open(ctx context.Context, client gateways.EventingClient, es *gate
 		}()
 		return s
 	}
-	go func() {
-		defer close(s.ended)
-		for {
-			ev, err := call.Recv()
-			if err != nil {
-				s.err = err
-				return
-			}
-			select {
-			case s.events <- ev:
-			case <-ctx.Done():
-				s.err = ctx.Err()
-				return
-			}
-		}
-	}()
+	go s.read(ctx, call.Recv)
 	return s
+}
+
+// read hands what recv returns to events until the call ends.
+func (s *stream) read(ctx context.Context, recv func() (*gateways.Event, error)) {
+	defer close(s.ended)
+	for {
+		ev, err := recv()
+		if err != nil {
+			s.err = err
+			return
+		}
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+			s.err = ctx.Err()
+			return
+		}
+	}
 }
 
 // close cancels the call, which is how a client stops a source, and waits for the reader.

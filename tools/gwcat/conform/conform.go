@@ -46,13 +46,14 @@ const (
 	CheckCancel          = "cancel"           // a cancelled source can be started again at once
 	CheckTwoSources      = "two-sources"      // two sources at once stay apart
 	CheckHealth          = "health"           // grpc.health.v1 answers SERVING (warn if absent)
+	CheckAckedDelivery   = "acked-delivery"   // StreamEventSource: window, acks in any order (warn if absent)
 	CheckSlowReader      = "slow-reader"      // a client that stops reading harms no one else
 )
 
 // Checks lists every check by name, in the order Run runs them: slow-reader last, as it
 // may bring a fragile server down.
 var Checks = []string{CheckValidateValid, CheckValidateInvalid, CheckStartValid, CheckStartInvalid,
-	CheckCancel, CheckTwoSources, CheckHealth, CheckSlowReader}
+	CheckCancel, CheckTwoSources, CheckHealth, CheckAckedDelivery, CheckSlowReader}
 
 // Result is one check's outcome and why.
 type Result struct {
@@ -82,7 +83,8 @@ type Options struct {
 	Name string
 	// Timeout bounds each wait of a check (an answer, the first event, a stream's end).
 	Timeout time.Duration
-	// Stall is how long the slow-reader check does not read its stream.
+	// Stall is how long the slow-reader check does not read its stream, and how long the
+	// acked-delivery check waits, its window full, to see that no event comes.
 	Stall time.Duration
 	// Trigger, when set, makes the source es produce an event (a webhook call, a message
 	// published to the broker). The kit calls it repeatedly while it waits for events of es;
@@ -153,6 +155,7 @@ func Run(ctx context.Context, opts Options) []Result {
 		CheckTwoSources:      k.twoSources,
 		CheckSlowReader:      k.slowReader,
 		CheckHealth:          k.health,
+		CheckAckedDelivery:   k.ackedDelivery,
 	}
 	results := make([]Result, 0, len(Checks))
 	for _, name := range Checks {

@@ -39,6 +39,7 @@ const (
 	crashesSlowReader flaw = "crashes when a client stops reading"
 	noHealth          flaw = "no health"
 	notServing        flaw = "health NOT_SERVING"
+	ignoresWindow     flaw = "StreamEventSource ignores the window"
 )
 
 // fake is a gateway server written against gateways.EventingServer directly, with one
@@ -130,6 +131,39 @@ func (f *fake) StartEventSource(es *gateways.EventSource, stream gateways.Eventi
 		case <-f.done:
 			return nil
 		case <-time.After(pace):
+		}
+	}
+}
+
+// StreamEventSource is UNIMPLEMENTED, as on a server without acknowledged delivery, except
+// for ignoresWindow: it numbers its events but sends on whatever the client acknowledged.
+func (f *fake) StreamEventSource(stream gateways.Eventing_StreamEventSourceServer) error {
+	if f.flaw != ignoresWindow {
+		return f.UnimplementedEventingServer.StreamEventSource(stream)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	name := first.GetStart().GetSource().GetName()
+	go func() {
+		// Acks are read and ignored; Recv ends when the call does.
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	for seq := uint64(1); ; seq++ {
+		if err := stream.Send(&gateways.Event{Name: name, Payload: []byte(`{"fake":true}`), Seq: seq}); err != nil {
+			return err
+		}
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-f.done:
+			return nil
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -254,6 +288,7 @@ func TestBrokenServers(t *testing.T) {
 		{crashesSlowReader, conform.CheckSlowReader, conform.Fail},
 		{noHealth, conform.CheckHealth, conform.Warn},
 		{notServing, conform.CheckHealth, conform.Fail},
+		{ignoresWindow, conform.CheckAckedDelivery, conform.Fail},
 	}
 	for _, tc := range tests {
 		name := string(tc.flaw)
@@ -267,7 +302,8 @@ func TestBrokenServers(t *testing.T) {
 			if err := conform.Preflight(t.Context(), opts); err != nil {
 				t.Fatalf("preflight: %v", err)
 			}
-			want := map[string]conform.Status{}
+			// The fakes answer StreamEventSource UNIMPLEMENTED but for their flaw: a warning.
+			want := map[string]conform.Status{conform.CheckAckedDelivery: conform.Warn}
 			if tc.check != "" {
 				want[tc.check] = tc.want
 			}

@@ -52,7 +52,8 @@ func run(t *testing.T, gatewayType string, s suite) {
 	t.Helper()
 	bin := testenv.Binary(t, "services/gateways/"+gatewayType)
 	gw, _ := testenv.StartGatewayProcess(t, bin, nil, s.env...)
-	check(t, gw.Addr, s, nil)
+	// Every Go gateway is on the framework, which serves acknowledged delivery.
+	check(t, gw.Addr, s, map[string]conform.Status{conform.CheckAckedDelivery: conform.Pass})
 }
 
 // check runs the kit against addr: every check must pass, or have the status want gives it.
@@ -256,5 +257,6 @@ func TestV010Peer(t *testing.T) {
 			}
 		},
 	})
-	check(t, addr, suite{valid: "interval: 50ms", invalid: "interval: -1s"}, map[string]conform.Status{conform.CheckHealth: conform.Warn})
+	check(t, addr, suite{valid: "interval: 50ms", invalid: "interval: -1s"}, map[string]conform.Status{
+		conform.CheckHealth: conform.Warn, conform.CheckAckedDelivery: conform.Warn})
 }
