@@ -53,6 +53,20 @@ type item struct {
 	ev       cloudevents.Event
 	source   string
 	enqueued time.Time
+	// fate, when set, is shared by the event's copies in every queue.
+	fate *fate
+}
+
+// fate calls done once every target took the event.
+type fate struct {
+	left atomic.Int32
+	done func()
+}
+
+func (f *fate) delivered() {
+	if f != nil && f.left.Add(-1) == 0 {
+		f.done()
+	}
 }
 
 type queue struct {
@@ -157,7 +171,21 @@ var ErrClosed = errors.New("dispatcher is closed")
 // of dropping events, and returns ctx's error if ctx ends first: the event is then queued
 // for the targets before the full one only.
 func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents.Event) error {
+	return d.DispatchThen(ctx, source, ev, nil)
+}
+
+// DispatchThen is Dispatch, and calls delivered (when not nil) once, from a worker, when every
+// target took the event. It is never called for an event that some target did not take: one
+// Dispatch gave up on, or one still undelivered at Close; the caller decides what those
+// become (an acknowledgement upstream waits for delivered).
+func (d *Dispatcher) DispatchThen(ctx context.Context, source string, ev cloudevents.Event, delivered func()) error {
 	it := item{ev: ev, source: source, enqueued: time.Now()}
+	if delivered != nil && len(d.queues) == 0 {
+		delivered()
+	} else if delivered != nil {
+		it.fate = &fate{done: delivered}
+		it.fate.left.Store(int32(len(d.queues)))
+	}
 	for _, q := range d.queues {
 		q.pending.Add(1)
 		select {
@@ -282,6 +310,9 @@ func (d *Dispatcher) work(q *queue) {
 					m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
 				}
 				q.pending.Add(-int64(len(batch)))
+				for _, it := range batch {
+					it.fate.delivered()
+				}
 				break
 			}
 			for _, it := range batch {

@@ -70,7 +70,7 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	}
 
 	d := dispatch.New(tgts, dispatch.Options{QueueSize: cfg.queueSize, Concurrency: cfg.deliveryConcurrency, BatchSize: cfg.batchSize, Metrics: dispatch.NewMetrics(reg), Log: log})
-	handle := func(ctx context.Context, source string, ev *gateways.Event) error {
+	handle := func(ctx context.Context, source string, ev *gateways.Event, ack func(gateways.Ack_Outcome)) error {
 		received.WithLabelValues(source).Inc()
 		ceGateway := cloudevent.Gateway{Name: gw.Name, Type: gw.Spec.Type}
 		// A server of another type than the Gateway's says what its events are.
@@ -80,15 +80,25 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 		ce, err := cloudevent.From(ceGateway, ev, time.Now())
 		if err != nil {
 			log.Error("event dropped: not a valid CloudEvent", "eventSource", source, "error", err)
+			ack(gateways.Ack_OUTCOME_DROPPED)
 			return nil
 		}
-		return d.Dispatch(ctx, source, ce)
+		// Acknowledged once every sensor took it: until then the server holds it.
+		return d.DispatchThen(ctx, source, ce, func() { ack(gateways.Ack_OUTCOME_DELIVERED) })
 	}
-	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log}
+	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log, AckHandler: handle, AckWindow: uint32(cfg.ackWindow)}
+	if cfg.ackWindow == 0 {
+		// Unacknowledged, as before StreamEventSource.
+		opts.AckHandler = nil
+		opts.AckWindow = 0
+	}
 	if changed != nil {
 		opts.OnStatus = func(supervisor.Status) { changed() }
 	}
-	sup := supervisor.NewServers(servers, handle, opts)
+	plain := func(ctx context.Context, source string, ev *gateways.Event) error {
+		return handle(ctx, source, ev, func(gateways.Ack_Outcome) {})
+	}
+	sup := supervisor.NewServers(servers, plain, opts)
 	reg.MustRegister(statusCollector{sup})
 
 	obsCtx, stopObs := context.WithCancel(ctx)

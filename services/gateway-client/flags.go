@@ -35,6 +35,8 @@ type clientConfig struct {
 	deliveryConcurrency int
 	// batchSize is dispatch.Options.BatchSize: events one delivery may carry.
 	batchSize int
+	// ackWindow is supervisor.Options.AckWindow; 0 runs every source unacknowledged.
+	ackWindow int
 	// serverTLS is how the gateway servers are dialled: plaintext unless a flag is set.
 	serverTLS serverTLS
 
@@ -65,6 +67,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
 	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", 1, "deliveries in flight per sensor; 1 keeps each sensor's events in order, more gives throughput")
 	fs.IntVar(&cfg.batchSize, "batch-size", 1, "events one HTTP delivery may carry, in order, when they are waiting (CloudEvents batch mode: only for sensors that accept it; 1 sends each alone, as v0.10 sensors expect)")
+	fs.IntVar(&cfg.ackWindow, "ack-window", 256, "unacknowledged events per source: each event is acknowledged to its gateway server only once every sensor took it (StreamEventSource; StartEventSource, unacknowledged, on servers without it); 0: never acknowledge, StartEventSource only")
 	fs.StringVar(&cfg.serverTLS.ca, "server-tls-ca", "", "dial the gateway servers over TLS, verifying them with the CAs in this PEM file (default: plaintext; the system's CAs with --server-tls-cert)")
 	fs.StringVar(&cfg.serverTLS.cert, "server-tls-cert", "", "dial the gateway servers over TLS, presenting this client certificate (PEM; with --server-tls-key)")
 	fs.StringVar(&cfg.serverTLS.key, "server-tls-key", "", "the key of --server-tls-cert (PEM)")
@@ -95,6 +98,9 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	}
 	if cfg.deliveryConcurrency <= 0 {
 		problems = append(problems, fmt.Errorf("--delivery-concurrency must be positive, got %d", cfg.deliveryConcurrency))
+	}
+	if cfg.ackWindow < 0 || cfg.ackWindow > maxAckWindow {
+		problems = append(problems, fmt.Errorf("--ack-window must be within 0..%d, got %d", maxAckWindow, cfg.ackWindow))
 	}
 	if cfg.batchSize <= 0 {
 		problems = append(problems, fmt.Errorf("--batch-size must be positive, got %d", cfg.batchSize))
@@ -164,3 +170,6 @@ func (s *serverAddrs) Set(v string) error {
 	*s = append(*s, serverAddr{typ: typ, addr: addr})
 	return nil
 }
+
+// maxAckWindow is the largest window the gateway servers grant.
+const maxAckWindow = 10000

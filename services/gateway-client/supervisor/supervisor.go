@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,6 +35,13 @@ type Options struct {
 	Log             *slog.Logger
 	// OnStatus, when set, is called with every status change (from the sources' goroutines).
 	OnStatus func(Status)
+	// AckHandler, when set, replaces the Handler: sources run on StreamEventSource, each
+	// event acknowledged with the outcome its handler reports, and on StartEventSource only
+	// on servers that do not implement it.
+	AckHandler AckHandler
+	// AckWindow is the most unacknowledged events a StreamEventSource call may hold
+	// (DefaultAckWindow when 0).
+	AckWindow uint32
 }
 
 // Server is one gateway server that sources can be placed on.
@@ -48,6 +56,9 @@ type Server struct {
 type gwServer struct {
 	Server
 	client gateways.EventingClient
+	// legacy is set once the server answered StreamEventSource with UNIMPLEMENTED, so that
+	// the fallback to StartEventSource costs one call per server, not one per start.
+	legacy atomic.Bool
 }
 
 // Supervisor runs event sources on one or more gateway servers.
@@ -83,6 +94,12 @@ func NewServers(servers []Server, handle Handler, opts Options) *Supervisor {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.AckWindow == 0 {
+		opts.AckWindow = DefaultAckWindow
+	}
+	if opts.AckHandler != nil {
+		handle = nil
 	}
 	s := &Supervisor{handle: handle, opts: opts, running: map[string]context.CancelFunc{}, status: map[string]Status{}}
 	for _, srv := range servers {
@@ -235,6 +252,14 @@ func (s *Supervisor) runOnce(ctx context.Context, src Source) (delivered bool, e
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(ctx, serverKey{}, srv.Server))
 	defer cancel()
+	if s.opts.AckHandler != nil && !srv.legacy.Load() {
+		delivered, err := s.runAcked(ctx, src, srv)
+		if !errors.Is(err, errUnimplemented) {
+			return delivered, err
+		}
+		srv.legacy.Store(true)
+		s.opts.Log.Info("gateway server does not implement StreamEventSource: its sources run on StartEventSource, unacknowledged", "server", srv.Name)
+	}
 	stream, err := srv.client.StartEventSource(ctx, es)
 	if err != nil {
 		return false, fmt.Errorf("start on %s: %w", srv.Name, err)
@@ -255,7 +280,7 @@ func (s *Supervisor) runOnce(ctx context.Context, src Source) (delivered bool, e
 			return delivered, fmt.Errorf("stream from %s: %w", srv.Name, err)
 		}
 		delivered = true
-		if err := s.handle(ctx, src.Name, ev); err != nil {
+		if err := s.handleUnacked(ctx, src.Name, ev); err != nil {
 			return delivered, fmt.Errorf("handle event: %w", err)
 		}
 	}
