@@ -110,6 +110,10 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: gateway-client}
 subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}
 `, k.env.UserName))
+	for _, verb := range gatewayVerbs {
+		kubeenv.WaitAllowed(t, k.env.User, k.ns, verb, "argoproj.io", "gateways")
+	}
+	kubeenv.WaitAllowed(t, k.env.User, k.ns, "watch", "", "configmaps")
 	return k.env.User
 }
 

@@ -85,6 +85,11 @@ func (k *kubeTest) startChartController(t *testing.T, set ...string) *controller
 	if ctr == nil || account == "" {
 		t.Fatal("the chart renders no controller Deployment with a ServiceAccount")
 	}
+	// The controller reads its ConfigMap once at start: wait until the authorizer knows the
+	// chart's Roles.
+	as := kubeenv.AsServiceAccount(k.env.Admin, k.ns, account)
+	kubeenv.WaitAllowed(t, as, k.ns, "get", "", "configmaps")
+	kubeenv.WaitAllowed(t, as, k.ns, "watch", "argoproj.io", "gateways")
 	var env []string
 	for _, e := range ctr.Env {
 		v := e.Value

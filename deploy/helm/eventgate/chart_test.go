@@ -413,6 +413,13 @@ func TestRBAC(t *testing.T) {
 			objs := helmenv.Render(t, tc.ns, tc.set...)
 			helmenv.Apply(t, env.Admin, append([]*unstructured.Unstructured{ns},
 				helmenv.Select(objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")...))
+			// The authorizer follows new RBAC objects a moment later: wait for the granted
+			// rights first, then check every answer.
+			for _, a := range tc.checks {
+				if a.allowed {
+					kubeenv.WaitAllowed(t, kubeenv.AsServiceAccount(env.Admin, tc.ns, a.sa), a.ns, a.verb, a.group, a.resource)
+				}
+			}
 			for _, a := range tc.checks {
 				c := kubeenv.Dynamic(t, kubeenv.AsServiceAccount(env.Admin, tc.ns, a.sa))
 				review := &unstructured.Unstructured{Object: map[string]any{

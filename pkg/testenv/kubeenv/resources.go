@@ -122,3 +122,33 @@ func (e *Env) Namespace(t testing.TB) string {
 	}
 	return got.GetName()
 }
+
+// WaitAllowed waits until the user of cfg may do verb on resource (group "" for the core
+// group) in namespace. The API server's RBAC authorizer follows new Roles and bindings
+// through a watch, a moment after they are created: a test that grants a right waits for it
+// before relying on it.
+func WaitAllowed(t testing.TB, cfg *rest.Config, namespace, verb, group, resource string) {
+	t.Helper()
+	c := Dynamic(t, cfg)
+	gvr := schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		review := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+			"spec": map[string]any{"resourceAttributes": map[string]any{
+				"namespace": namespace, "verb": verb, "group": group, "resource": resource,
+			}},
+		}}
+		res, err := c.Resource(gvr).Create(context.Background(), review, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("access review: %v", err)
+		}
+		if allowed, _, _ := unstructured.NestedBool(res.Object, "status", "allowed"); allowed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s.%s in %s still not allowed after 30 s", verb, resource, group, namespace)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the API server; no event to wait on
+	}
+}
