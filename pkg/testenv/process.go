@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,12 +60,31 @@ func Binary(t testing.TB, pkg string) string {
 	return b.path
 }
 
+// binDir is this test process's folder of built binaries, eventgate-bin-<pid> in the
+// temporary folder. A test process cannot remove it when it ends (the tests share the
+// binaries to the last), so each one removes the folders of test processes that have
+// ended instead: at most one folder per running process remains.
+func binDir() (string, error) {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "eventgate-bin-*"))
+	for _, d := range old {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "eventgate-bin-"))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
+	}
+	dir := filepath.Join(os.TempDir(), "eventgate-bin-"+strconv.Itoa(os.Getpid()))
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
 func goBuild(pkg string) (string, error) {
 	root, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("find the module root: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "eventgate-bin-")
+	dir, err := binDir()
 	if err != nil {
 		return "", err
 	}
