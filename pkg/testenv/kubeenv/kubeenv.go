@@ -83,10 +83,16 @@ func Shared(t testing.TB) *Env {
 //	func TestMain(m *testing.M) { os.Exit(kubeenv.Run(m)) }
 func Run(m *testing.M) int {
 	code := m.Run()
+	Stop()
+	return code
+}
+
+// Stop stops the servers, if a test started them, and removes their files: for a TestMain
+// that runs the tests through another package's Run.
+func Stop() {
 	if shared != nil {
 		shared.stop()
 	}
-	return code
 }
 
 // binaries finds kube-apiserver and etcd, or says why not.

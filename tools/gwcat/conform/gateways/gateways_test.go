@@ -35,9 +35,13 @@ import (
 	"github.com/eventgate/eventgate/tools/gwcat/conform/conformtest"
 )
 
-// MinIO is stopped after the tests; kube-apiserver and etcd end with this process
-// (kubeenv's children die with it), RabbitMQ by its script's watchdog or tools/test.sh.
-func TestMain(m *testing.M) { os.Exit(minioenv.Run(m)) }
+// MinIO, kube-apiserver and etcd are stopped after the tests (and their files removed);
+// RabbitMQ by its script's watchdog or tools/test.sh.
+func TestMain(m *testing.M) {
+	code := minioenv.Run(m)
+	kubeenv.Stop()
+	os.Exit(code)
+}
 
 // suite is one gateway's conformance run: its configs and how to make its events.
 type suite struct {
