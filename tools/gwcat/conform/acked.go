@@ -2,7 +2,9 @@ package conform
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -29,6 +31,11 @@ func (k *kit) openAcked(ctx context.Context, es *gateways.EventSource, window ui
 	call, err := k.client.StreamEventSource(ctx)
 	if err == nil {
 		err = call.Send(&gateways.SourceControl{Control: &gateways.SourceControl_Start{Start: &gateways.StartSource{Source: es, Window: window}}})
+		if errors.Is(err, io.EOF) {
+			// The server already ended the call (UNIMPLEMENTED answers at once, before
+			// reading): the status comes with Recv.
+			err = nil
+		}
 	}
 	if err != nil {
 		cancel()
