@@ -208,31 +208,34 @@ func applyOptions() metav1.PatchOptions {
 }
 
 func (c *controller) deploymentAPI(ns string) childAPI {
-	api := c.kube.AppsV1().Deployments(ns)
-	return childAPI{
-		kind:   "Deployment",
-		cached: func(name string) (metav1.Object, error) { return c.deployments.Deployments(ns).Get(name) },
-		owned: func(gw *v1alpha1.Gateway) ([]metav1.Object, error) {
-			list, err := c.deployments.Deployments(ns).List(ownedBy(gw))
-			return controlled(gw, list), err
-		},
-		get: func(ctx context.Context, name string) (metav1.Object, error) {
-			return api.Get(ctx, name, metav1.GetOptions{})
-		},
-		apply: func(ctx context.Context, name string, data []byte) (metav1.Object, error) {
-			return api.Patch(ctx, name, types.ApplyPatchType, data, applyOptions())
-		},
-		delete: func(ctx context.Context, name string) error { return api.Delete(ctx, name, metav1.DeleteOptions{}) },
-	}
+	return newChildAPI("Deployment", c.kube.AppsV1().Deployments(ns), c.deployments.Deployments(ns))
 }
 
 func (c *controller) serviceAPI(ns string) childAPI {
-	api := c.kube.CoreV1().Services(ns)
+	return newChildAPI("Service", c.kube.CoreV1().Services(ns), c.services.Services(ns))
+}
+
+// typedClient is what childAPI uses of a typed client of one kind in one namespace
+// (client-go's DeploymentInterface, ServiceInterface, ...).
+type typedClient[T metav1.Object] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (T, error)
+	Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (T, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
+}
+
+// namespaceLister is the informer's view of one kind in one namespace (client-go's
+// DeploymentNamespaceLister, ServiceNamespaceLister, ...).
+type namespaceLister[T metav1.Object] interface {
+	Get(name string) (T, error)
+	List(selector labels.Selector) ([]T, error)
+}
+
+func newChildAPI[T metav1.Object](kind string, api typedClient[T], cache namespaceLister[T]) childAPI {
 	return childAPI{
-		kind:   "Service",
-		cached: func(name string) (metav1.Object, error) { return c.services.Services(ns).Get(name) },
+		kind:   kind,
+		cached: func(name string) (metav1.Object, error) { return cache.Get(name) },
 		owned: func(gw *v1alpha1.Gateway) ([]metav1.Object, error) {
-			list, err := c.services.Services(ns).List(ownedBy(gw))
+			list, err := cache.List(ownedBy(gw))
 			return controlled(gw, list), err
 		},
 		get: func(ctx context.Context, name string) (metav1.Object, error) {
