@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -134,8 +134,9 @@ func (c *controller) enqueueOwner(obj any) {
 	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = tomb.Obj
 	}
-	m, err := meta(obj)
+	m, err := meta.Accessor(obj)
 	if err != nil {
+		c.log.Warn("cannot read the owner of a child", "error", err)
 		return
 	}
 	ref := metav1.GetControllerOf(m)
@@ -143,16 +144,6 @@ func (c *controller) enqueueOwner(obj any) {
 		return
 	}
 	c.queue.Add(m.GetNamespace() + "/" + ref.Name)
-}
-
-func meta(obj any) (metav1.Object, error) {
-	switch o := obj.(type) {
-	case *appsv1.Deployment:
-		return o, nil
-	case *corev1.Service:
-		return o, nil
-	}
-	return nil, fmt.Errorf("unexpected %T", obj)
 }
 
 // run reconciles until ctx ends, then waits for the workers.
