@@ -83,11 +83,17 @@ func main() {
 type path struct {
 	sensor, bare, relay *proc
 	bareURL, relayURL   string
-	// gateways: the client's default (one delivery at a time, in order), then with
-	// deliveries in flight per sensor.
+	// gateways: the client's default, the same without acknowledgements (--ack-window 0,
+	// the "before" of acknowledged delivery), then with more deliveries in flight per sensor
+	// and with batches.
 	gateways []*gatewayPath
 	arrivals *arrivals
 }
+
+// unackedPath is the client's default flags but for --ack-window 0: events go out on
+// StartEventSource and the gateway answers at hand-off, as before acknowledged delivery. The
+// report gives the default path's figures as ratios to it.
+const unackedPath = "gateway-a0"
 
 // gatewayPath is one webhook gateway and its gateway-client.
 type gatewayPath struct {
@@ -141,8 +147,8 @@ func run(ctx context.Context, o options) error {
 	client := newPosterClient(o.posters)
 	fmt.Printf("%d posters, %s closed loop and %s at %d events/s per path in %d rounds, %d-byte bodies\n",
 		o.posters, o.duration, o.rateDuration, o.rate, o.rounds, o.size)
-	fmt.Printf("gateway: the client's default, one delivery at a time per sensor (in order); %s: --delivery-concurrency %d; %s: --batch-size %d (in order)\n\n",
-		p.gateways[1].name, o.concurrency, p.gateways[2].name, o.batchSize)
+	fmt.Printf("gateway: the client's default flags; %s: --ack-window 0 (unacknowledged, StartEventSource); %s: --delivery-concurrency %d; %s: --batch-size %d\n\n",
+		p.gateways[1].name, p.gateways[2].name, o.concurrency, p.gateways[3].name, o.batchSize)
 
 	for _, t := range targets {
 		// Warm-up: connections open, pools and heaps grown, before anything is measured.
@@ -246,6 +252,7 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		args []string // the gateway-client's flags that make this path
 	}{
 		{"gateway", nil},
+		{unackedPath, []string{"--ack-window", "0"}},
 		{fmt.Sprintf("gateway-c%d", o.concurrency), []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
 		{fmt.Sprintf("gateway-b%d", o.batchSize), []string{"--batch-size", strconv.Itoa(o.batchSize)}},
 	} {

@@ -142,12 +142,15 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 	}
 	table := func(title string, rs []*result) {
 		fmt.Fprintf(w, "%s\n", title)
-		fmt.Fprintf(w, "  %-12s %10s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
-		relay := byName(rs, "relay")
+		fmt.Fprintf(w, "  %-12s %10s %9s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "vs a0", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
+		relay, unacked := byName(rs, "relay"), byName(rs, unackedPath)
 		for _, r := range rs {
-			ratio := "-"
+			ratio, vsUnacked := "-", "-"
 			if relay != nil && relay.perSecond > 0 {
 				ratio = fmt.Sprintf("%.0f%%", 100*r.perSecond/relay.perSecond)
+			}
+			if unacked != nil && unacked.perSecond > 0 && r.target.gateway != nil {
+				vsUnacked = fmt.Sprintf("%.0f%%", 100*r.perSecond/unacked.perSecond)
 			}
 			var cpu []string
 			names := make([]string, 0, len(r.cpu))
@@ -165,7 +168,7 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 				refused += n
 			}
 			refused += r.posted.errors
-			fmt.Fprintf(w, "  %-12s %10.0f %9s %9s %9s %9s %9s %8d %8d %s\n", r.target.name, r.perSecond, ratio,
+			fmt.Fprintf(w, "  %-12s %10.0f %9s %9s %9s %9s %9s %9s %8d %8d %s\n", r.target.name, r.perSecond, ratio, vsUnacked,
 				ms(percentile(r.latency, 0.5)), ms(percentile(r.latency, 0.99)), ms(percentile(r.latency, 1)),
 				ms(percentile(r.rtt, 0.99)), r.lost, refused, strings.Join(cpu, ", "))
 			if len(r.posted.refused) > 0 || r.posted.errors > 0 || r.unacked > 0 || r.dups > 0 || r.posted.overdue > 0 {
@@ -200,6 +203,11 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 			mark = "FAIL"
 		}
 		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, args...))
+	}
+	if unacked, r := byName(closed, unackedPath), byName(closed, "gateway"); unacked != nil && r != nil && unacked.perSecond > 0 {
+		ratio := r.perSecond / unacked.perSecond
+		check(ratio >= 0.8, "acknowledged delivery (default flags) keeps >= 80%% of the throughput of --ack-window 0: %.0f%% (%.0f vs %.0f events/s)",
+			100*ratio, r.perSecond, unacked.perSecond)
 	}
 	for _, g := range gateways {
 		fmt.Fprintf(w, "  %s:\n", g.name)
