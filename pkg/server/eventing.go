@@ -151,6 +151,7 @@ func (s *sender) emit(ctx context.Context, ev Event) error {
 		Id:          ev.ID,
 		ContentType: ev.ContentType,
 		Metadata:    ev.Metadata,
+		OrderingKey: ev.OrderingKey,
 	}
 	if msg.Id == "" {
 		msg.Id = rand.Text()

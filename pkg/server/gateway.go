@@ -36,6 +36,11 @@ type Event struct {
 	ID          string
 	Time        time.Time
 	Metadata    map[string]string
+	// OrderingKey groups the events whose order matters (gateways.Event.ordering_key):
+	// the client delivers events of one key in order and events of different keys
+	// concurrently. Empty keeps the source's order for all its keyless events, the safe
+	// default; a source whose events are independent sets a distinct key per event.
+	OrderingKey string
 	// OnFate, when set, learns what became of the event: it is called exactly once for
 	// every event that Emit accepted (returned nil), never for one it refused. On a
 	// StreamEventSource call that is when the client acknowledges the event (Delivered,

@@ -46,6 +46,8 @@ type counterConfig struct {
 	FailWith     string `json:"failWith"`
 	PanicOnParse bool   `json:"panicOnParse"`
 	PanicOnStart bool   `json:"panicOnStart"`
+	// Keys, when set, gives event i the ordering key "k<i mod keys>".
+	Keys int `json:"keys"`
 }
 
 func (*counterGateway) Type() string { return "counter" }
@@ -95,7 +97,11 @@ func (s *counterSource) Start(ctx context.Context, emit server.Emit) error {
 			}
 			s.gw.fates[i] = append(s.gw.fates[i], f)
 		}
-		if err := emit(ctx, server.Event{Payload: payload, Metadata: map[string]string{"seq": fmt.Sprint(i)}, OnFate: onFate}); err != nil {
+		ev := server.Event{Payload: payload, Metadata: map[string]string{"seq": fmt.Sprint(i)}, OnFate: onFate}
+		if s.cfg.Keys > 0 {
+			ev.OrderingKey = fmt.Sprintf("k%d", i%s.cfg.Keys)
+		}
+		if err := emit(ctx, ev); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -158,7 +164,7 @@ func TestStartInvalidSourceGivesValidateReason(t *testing.T) {
 
 func TestStartStreamsEvents(t *testing.T) {
 	gw := testenv.StartGateway(t, &counterGateway{})
-	stream, err := gw.Client.StartEventSource(t.Context(), &gateways.EventSource{Id: "id-1", Name: "three", Data: "count: 3\npayloadSize: 4"})
+	stream, err := gw.Client.StartEventSource(t.Context(), &gateways.EventSource{Id: "id-1", Name: "three", Data: "count: 3\npayloadSize: 4\nkeys: 2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +176,9 @@ func TestStartStreamsEvents(t *testing.T) {
 		}
 		if ev.GetName() != "three" || len(ev.GetPayload()) != 4 || ev.GetMetadata()["seq"] != fmt.Sprint(i) {
 			t.Errorf("event %d = %v", i, ev)
+		}
+		if want := fmt.Sprintf("k%d", i%2); ev.GetOrderingKey() != want {
+			t.Errorf("event %d ordering key %q, want %q", i, ev.GetOrderingKey(), want)
 		}
 		if ev.GetId() == "" || ids[ev.GetId()] {
 			t.Errorf("event %d id %q is empty or repeated", i, ev.GetId())

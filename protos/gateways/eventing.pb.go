@@ -181,7 +181,15 @@ type Event struct {
 	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// seq numbers the events of one StreamEventSource call from 1, for acknowledgements; it
 	// is 0 on StartEventSource.
-	Seq           uint64 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq uint64 `protobuf:"varint,7,opt,name=seq,proto3" json:"seq,omitempty"`
+	// ordering_key says which events must reach the sensors in the order they were sent:
+	// the client delivers events of the same key one after another, in order, and events
+	// of different keys concurrently (a gateway sets it where its source has an order, such
+	// as a Kafka topic/partition, or to a distinct value per event where it has none, as
+	// for independent webhook requests). Empty means the source's order: all of the
+	// source's events without a key are delivered in the order they were sent, which is
+	// what v0.10 gateways (who do not know the field) and StartEventSource get.
+	OrderingKey   string `protobuf:"bytes,8,opt,name=ordering_key,json=orderingKey,proto3" json:"ordering_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -263,6 +271,13 @@ func (x *Event) GetSeq() uint64 {
 		return x.Seq
 	}
 	return 0
+}
+
+func (x *Event) GetOrderingKey() string {
+	if x != nil {
+		return x.OrderingKey
+	}
+	return ""
 }
 
 // ValidEventSource is the answer to ValidateEventSource.
@@ -528,7 +543,7 @@ const file_gateways_eventing_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\tR\x04data\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\xa2\x02\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\"\xc5\x02\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x0e\n" +
@@ -536,7 +551,8 @@ const file_gateways_eventing_proto_rawDesc = "" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12!\n" +
 	"\fcontent_type\x18\x05 \x01(\tR\vcontentType\x129\n" +
 	"\bmetadata\x18\x06 \x03(\v2\x1d.gateways.Event.MetadataEntryR\bmetadata\x12\x10\n" +
-	"\x03seq\x18\a \x01(\x04R\x03seq\x1a;\n" +
+	"\x03seq\x18\a \x01(\x04R\x03seq\x12!\n" +
+	"\fordering_key\x18\b \x01(\tR\vorderingKey\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +

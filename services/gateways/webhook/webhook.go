@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -128,7 +129,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The framework reports the fate exactly once, from its own goroutine, for an event
 	// that emit accepted; one slot is all it needs, and it never blocks.
 	fate := make(chan server.Fate, 1)
-	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json",
+	// Requests are independent: each event is its own ordering key, so that the client
+	// may deliver them concurrently.
+	id := rand.Text()
+	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json", ID: id, OrderingKey: id,
 		OnFate: func(f server.Fate) { fate <- f }}
 	ctx, cancel := context.WithTimeout(r.Context(), rt.streamTimeout)
 	defer cancel()

@@ -205,6 +205,10 @@ func TestRequests(t *testing.T) {
 			if ev.GetName() != name || ev.GetId() == "" {
 				t.Errorf("event name %q id %q", ev.GetName(), ev.GetId())
 			}
+			// Each request its own key: the client may deliver them concurrently.
+			if ev.GetOrderingKey() != ev.GetId() {
+				t.Errorf("ordering key %q, want the event's id %q", ev.GetOrderingKey(), ev.GetId())
+			}
 			p := decodePayload(t, ev)
 			if string(p.Body) != tc.wantBody || p.BodyEncoding != tc.wantEncoding {
 				t.Errorf("body = %s encoding %q, want %s %q", p.Body, p.BodyEncoding, tc.wantBody, tc.wantEncoding)
