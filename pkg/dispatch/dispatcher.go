@@ -21,15 +21,17 @@ type Target struct {
 type Options struct {
 	// QueueSize bounds each sensor's queue (default 1000 events).
 	QueueSize int
-	// Concurrency is how many deliveries to one sensor may be in flight at once (default 1).
-	// With 1, a sensor receives events in order; more trades that order for throughput,
-	// since one delivery at a time caps a sensor at one event per round trip.
+	// Concurrency is how many deliveries to one sensor may be in flight at once (default 1),
+	// each of a different Key: events of one key always reach a sensor one after another,
+	// in order, whatever the concurrency, and only events of different keys overlap. One
+	// delivery at a time caps a key at one event (or batch) per round trip.
 	Concurrency int
 	// BatchSize is the most events one delivery may carry (default 1). Above 1, a worker
-	// that finds events waiting sends them together, in order, in one request (CloudEvents
-	// batch mode) to senders that can (BatchSender); an idle queue still sends each event
-	// alone and at once. It lifts the ordered path's ceiling of one event per round trip,
-	// for sensors that accept batches (v0.10's did not: keep 1 for them).
+	// that finds events waiting sends them together in one request (CloudEvents batch mode)
+	// to senders that can (BatchSender): a key's waiting events in order, then other
+	// waiting keys' while there is room; an idle queue still sends each event alone and at
+	// once. It lifts a key's ceiling of one event per round trip, for sensors that accept
+	// batches (v0.10's did not: keep 1 for them).
 	BatchSize int
 	// AttemptTimeout bounds one delivery attempt, so a stalled sensor is retried rather
 	// than waited on forever (default 10 s).
@@ -47,6 +49,14 @@ type Dispatcher struct {
 	stop    context.Context
 	cancel  context.CancelFunc
 	workers sync.WaitGroup
+}
+
+// Key says which events keep their order: those of one source with the same ordering key
+// (gateways.Event.ordering_key). An empty Ordering is the source's own order, which every
+// keyless event of the source shares.
+type Key struct {
+	Source   string
+	Ordering string
 }
 
 type item struct {
@@ -71,9 +81,18 @@ func (f *fate) delivered() {
 
 type queue struct {
 	target Target
-	items  chan item
+	// slots holds a token for every event waiting (not yet taken by a worker): Dispatch
+	// blocks on it while QueueSize events wait.
+	slots chan struct{}
+	// ready lists the keys that have events waiting and no delivery in flight, in the order
+	// they became so; a worker takes a key from it and owns the key until its delivery
+	// ends, which is what keeps a key's events in order. A key in ready has an event
+	// waiting, so QueueSize bounds its length too.
+	ready chan *keyQueue
+	mu    sync.Mutex
+	keys  map[Key]*keyQueue // keys with events waiting or in flight
 	// pending counts the events given to this queue and not delivered yet: queued, or in one
-	// of the workers' deliveries. One counter for all, raised before an event enters items
+	// of the workers' deliveries. One counter for all, raised before an event is queued
 	// and lowered after its delivery, so that it is exact whatever the workers do at once.
 	pending atomic.Int64
 	// full is set while Dispatch finds the queue full, so that a stream held back at every
@@ -82,6 +101,68 @@ type queue struct {
 	// unreachable is the error of the sensor's last failed attempt (delivery or connection),
 	// nil since its last success.
 	unreachable atomic.Pointer[string]
+}
+
+// keyQueue is one key's waiting events in one queue. A key is in its queue's keys only
+// while it is in ready or a worker delivers it: events added meanwhile wait for that
+// worker to hand the key back.
+type keyQueue struct {
+	key   Key
+	items []item
+}
+
+// push adds it to its key's events, and makes a new key ready.
+func (q *queue) push(key Key, it item) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if k := q.keys[key]; k != nil {
+		k.items = append(k.items, it)
+		return
+	}
+	k := &keyQueue{key: key, items: []item{it}}
+	q.keys[key] = k
+	q.ready <- k // never blocks: see ready
+}
+
+// take moves up to n waiting events of k (and, with more, of other ready keys) into
+// batch; owned gets each key taken, to hand back with release.
+func (q *queue) take(k *keyQueue, n int, more bool, batch []item, owned []*keyQueue) ([]item, []*keyQueue) {
+	q.mu.Lock()
+	for {
+		m := min(n-len(batch), len(k.items))
+		batch = append(batch, k.items[:m]...)
+		clear(k.items[:m])
+		k.items = k.items[m:]
+		owned = append(owned, k)
+		if !more || len(batch) >= n {
+			break
+		}
+		select {
+		case k = <-q.ready:
+			continue
+		default:
+		}
+		break
+	}
+	q.mu.Unlock()
+	for range batch {
+		<-q.slots
+	}
+	return batch, owned
+}
+
+// release hands keys back after their delivery: one with events waiting is ready again,
+// behind the keys that became ready meanwhile; one without is forgotten.
+func (q *queue) release(keys []*keyQueue) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, k := range keys {
+		if len(k.items) > 0 {
+			q.ready <- k
+			continue
+		}
+		delete(q.keys, k.key)
+	}
 }
 
 // SensorStatus is what the dispatcher knows of one sensor.
@@ -146,7 +227,7 @@ func New(targets []Target, opts Options) *Dispatcher {
 	d := &Dispatcher{opts: opts}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
-		q := &queue{target: t, items: make(chan item, opts.QueueSize)}
+		q := &queue{target: t, slots: make(chan struct{}, opts.QueueSize), ready: make(chan *keyQueue, opts.QueueSize), keys: map[Key]*keyQueue{}}
 		d.queues = append(d.queues, q)
 		opts.Metrics.reachable.WithLabelValues(t.Name).Set(1)
 		if c, ok := t.Sender.(connector); ok {
@@ -166,19 +247,21 @@ func New(targets []Target, opts Options) *Dispatcher {
 // ErrClosed is returned by Dispatch after Close.
 var ErrClosed = errors.New("dispatcher is closed")
 
-// Dispatch queues ev, from the event source named source, for every target. It blocks while
-// a queue is full, which slows the event stream down to the slowest sensor's pace instead
-// of dropping events, and returns ctx's error if ctx ends first: the event is then queued
-// for the targets before the full one only.
+// Dispatch queues ev, from the event source named source, for every target, in the order
+// of the source's events without an ordering key. It blocks while a queue is full, which
+// slows the event stream down to the slowest sensor's pace instead of dropping events, and
+// returns ctx's error if ctx ends first: the event is then queued for the targets before
+// the full one only.
 func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents.Event) error {
-	return d.DispatchThen(ctx, source, ev, nil)
+	return d.DispatchThen(ctx, Key{Source: source}, ev, nil)
 }
 
-// DispatchThen is Dispatch, and calls delivered (when not nil) once, from a worker, when every
+// DispatchThen is Dispatch in key's order, and calls delivered (when not nil) once, from a worker, when every
 // target took the event. It is never called for an event that some target did not take: one
 // Dispatch gave up on, or one still undelivered at Close; the caller decides what those
 // become (an acknowledgement upstream waits for delivered).
-func (d *Dispatcher) DispatchThen(ctx context.Context, source string, ev cloudevents.Event, delivered func()) error {
+func (d *Dispatcher) DispatchThen(ctx context.Context, key Key, ev cloudevents.Event, delivered func()) error {
+	source := key.Source
 	it := item{ev: ev, source: source, enqueued: time.Now()}
 	if delivered != nil && len(d.queues) == 0 {
 		delivered()
@@ -189,9 +272,8 @@ func (d *Dispatcher) DispatchThen(ctx context.Context, source string, ev cloudev
 	for _, q := range d.queues {
 		q.pending.Add(1)
 		select {
-		case q.items <- it:
-			d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
-			if q.full.Load() && len(q.items) < cap(q.items)/2 {
+		case q.slots <- struct{}{}:
+			if q.full.Load() && len(q.slots) < cap(q.slots)/2 {
 				q.full.Store(false)
 				d.opts.Log.Info("sensor queue has room again", "sensor", q.target.Name)
 			}
@@ -200,8 +282,7 @@ func (d *Dispatcher) DispatchThen(ctx context.Context, source string, ev cloudev
 				d.opts.Log.Warn("sensor queue full: holding the event stream back", "sensor", q.target.Name, "eventSource", source)
 			}
 			select {
-			case q.items <- it:
-				d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
+			case q.slots <- struct{}{}:
 			case <-ctx.Done():
 				q.pending.Add(-1)
 				return ctx.Err()
@@ -210,6 +291,8 @@ func (d *Dispatcher) DispatchThen(ctx context.Context, source string, ev cloudev
 				return ErrClosed
 			}
 		}
+		d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Inc()
+		q.push(key, it)
 	}
 	return nil
 }
@@ -238,7 +321,7 @@ func (d *Dispatcher) Close(drain time.Duration) int {
 func (d *Dispatcher) queued() int {
 	n := 0
 	for _, q := range d.queues {
-		n += len(q.items)
+		n += len(q.slots)
 	}
 	return n
 }
@@ -275,13 +358,14 @@ func (d *Dispatcher) connect(q *queue, c connector) {
 
 const connectBackoffMax = 5 * time.Second
 
-// work delivers q's events in order, each until the sensor takes it (in order overall
-// only when it is q's one worker).
+// work delivers q's events, each until the sensor takes it, one ready key (or, batching,
+// several) at a time.
 func (d *Dispatcher) work(q *queue) {
 	defer d.workers.Done()
 	m := d.opts.Metrics
 	batcher, canBatch := q.target.Sender.(BatchSender)
 	batch := make([]item, 0, d.opts.BatchSize)
+	var owned []*keyQueue
 	if c, ok := q.target.Sender.(connector); ok {
 		select {
 		case <-c.ready():
@@ -290,16 +374,17 @@ func (d *Dispatcher) work(q *queue) {
 		}
 	}
 	for {
-		batch = batch[:0]
+		var k *keyQueue
 		select {
-		case it := <-q.items:
-			batch = append(batch, it)
+		case k = <-q.ready:
 		case <-d.stop.Done():
 			return
 		}
-		for canBatch && len(batch) < d.opts.BatchSize && len(q.items) > 0 {
-			batch = append(batch, <-q.items)
+		n := 1
+		if canBatch {
+			n = d.opts.BatchSize
 		}
+		batch, owned = q.take(k, n, canBatch, batch[:0], owned[:0])
 		for attempt := 0; ; attempt++ {
 			err := d.attempt(q.target.Sender, batcher, batch)
 			d.setReachable(q, err)
@@ -310,6 +395,7 @@ func (d *Dispatcher) work(q *queue) {
 					m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
 				}
 				q.pending.Add(-int64(len(batch)))
+				q.release(owned)
 				for _, it := range batch {
 					it.fate.delivered()
 				}

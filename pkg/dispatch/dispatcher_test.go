@@ -340,7 +340,8 @@ func TestConcurrencyKeepsSeveralDeliveriesInFlight(t *testing.T) {
 	s.set(http.StatusOK, hold)
 	d := newDispatcher(t, Options{Concurrency: 3, AttemptTimeout: time.Minute}, url)
 	for i := range 5 {
-		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+		// Each its own key: events of one key are never in flight together.
+		if err := d.DispatchThen(t.Context(), Key{Source: "src", Ordering: strconv.Itoa(i)}, event(i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -457,7 +458,7 @@ func TestPendingCountsEveryDeliveryInFlight(t *testing.T) {
 	d := New([]Target{{Name: "gate", Sender: s}}, Options{Concurrency: 3, AttemptTimeout: time.Minute, Backoff: fastBackoff, Log: testenv.Logger(t)})
 	t.Cleanup(func() { d.Close(0) })
 	for i := range 4 {
-		if err := d.Dispatch(t.Context(), "src", event(i)); err != nil {
+		if err := d.DispatchThen(t.Context(), Key{Source: "src", Ordering: strconv.Itoa(i)}, event(i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

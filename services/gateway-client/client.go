@@ -84,7 +84,8 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 			return nil
 		}
 		// Acknowledged once every sensor took it: until then the server holds it.
-		return d.DispatchThen(ctx, source, ce, func() { ack(gateways.Ack_OUTCOME_DELIVERED) })
+		key := dispatch.Key{Source: source, Ordering: ev.GetOrderingKey()}
+		return d.DispatchThen(ctx, key, ce, func() { ack(gateways.Ack_OUTCOME_DELIVERED) })
 	}
 	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log, AckHandler: handle, AckWindow: uint32(cfg.ackWindow)}
 	if cfg.ackWindow == 0 {

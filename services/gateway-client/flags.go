@@ -65,7 +65,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.Var(cfg.sensors, "sensor", "[NAME=]URL: where the watcher NAME (or an extra sensor) receives events; repeatable")
 	fs.StringVar(&cfg.observe, "metrics-address", "127.0.0.1:9301", "address of /metrics, /healthz and /status (empty: off)")
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
-	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", 1, "deliveries in flight per sensor; 1 keeps each sensor's events in order, more gives throughput")
+	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", defaultDeliveryConcurrency, "deliveries in flight per sensor, each of a different ordering key: events of one key (a source's events without one share its order) reach a sensor in order whatever the concurrency")
 	fs.IntVar(&cfg.batchSize, "batch-size", 1, "events one HTTP delivery may carry, in order, when they are waiting (CloudEvents batch mode: only for sensors that accept it; 1 sends each alone, as v0.10 sensors expect)")
 	fs.IntVar(&cfg.ackWindow, "ack-window", 256, "unacknowledged events per source: each event is acknowledged to its gateway server only once every sensor took it (StreamEventSource; StartEventSource, unacknowledged, on servers without it); 0: never acknowledge, StartEventSource only")
 	fs.StringVar(&cfg.serverTLS.ca, "server-tls-ca", "", "dial the gateway servers over TLS, verifying them with the CAs in this PEM file (default: plaintext; the system's CAs with --server-tls-cert)")
@@ -170,6 +170,11 @@ func (s *serverAddrs) Set(v string) error {
 	*s = append(*s, serverAddr{typ: typ, addr: addr})
 	return nil
 }
+
+// defaultDeliveryConcurrency lets independent events (a webhook's requests, each its own
+// ordering key) overlap enough that a sensor's round trip does not cap the path, while a
+// source's keyless events still go one at a time, in order.
+const defaultDeliveryConcurrency = 64
 
 // maxAckWindow is the largest window the gateway servers grant.
 const maxAckWindow = 10000
