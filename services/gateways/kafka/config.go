@@ -33,8 +33,9 @@ type Config struct {
 	TLS *config.TLS `json:"tls,omitempty"`
 	// SASL authenticates to the brokers.
 	SASL *SASL `json:"sasl,omitempty"`
-	// ConsumerGroup consumes every partition of the topic as a member of a group and commits
-	// what was delivered, so a restarted source resumes where it stopped (at-least-once).
+	// ConsumerGroup consumes every partition of the topic as a member of a group and commits,
+	// per partition, the offset below which every record was acknowledged (delivered to the
+	// sensors, or dropped), so a restarted source resumes where it stopped (at-least-once).
 	ConsumerGroup *ConsumerGroup `json:"consumerGroup,omitempty"`
 }
 

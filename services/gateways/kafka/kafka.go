@@ -88,8 +88,9 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 	return server.Reconnect(ctx, s.cfg.Backoff, s.partitionSession(emit))
 }
 
-// send emits one record; the error is the stream's, and means the record was not handed over.
-func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerMessage) error {
+// send emits one record, whose fate goes to onFate (nil: nobody asks); the error is the
+// stream's, and means the record was not handed over.
+func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerMessage, onFate func(server.Fate)) error {
 	p := payload{
 		Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key),
 		Timestamp: m.Timestamp, Body: server.MessageBody(m.Value, s.cfg.JSONBody),
@@ -105,6 +106,7 @@ func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerM
 		return err
 	}
 	ev.Time = m.Timestamp
+	ev.OnFate = onFate
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)
 	}
@@ -112,9 +114,12 @@ func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerM
 }
 
 // partitionSession consumes the configured partition. The first session starts at the
-// newest message, as v0.10 did; later ones resume right after the last record delivered,
-// so a broker restart loses nothing that the broker kept. That position lives in memory:
-// a restarted source starts at the newest message again (use a consumer group to resume).
+// newest message, as v0.10 did; later ones resume right after the last record handed
+// over, so a broker restart loses nothing that the broker kept. That position lives in
+// memory and nothing is committed: a restarted source (a new call, after a client or
+// gateway crash) starts at the newest message again, so what was handed over and not yet
+// delivered, and what was published while no source ran, is lost. Fates are not waited
+// for; use a consumer group for acknowledged delivery.
 func (s *source) partitionSession(emit server.Emit) server.Session {
 	next := sarama.OffsetNewest
 	partition, _ := s.cfg.partition() // validated in Parse
@@ -153,7 +158,7 @@ func (s *source) partitionSession(emit server.Emit) server.Session {
 				if !ok {
 					return errors.New("partition consumer closed")
 				}
-				if err := s.send(ctx, emit, m); err != nil {
+				if err := s.send(ctx, emit, m, nil); err != nil {
 					return err
 				}
 				next = m.Offset + 1
@@ -170,11 +175,14 @@ func (s *source) partitionSession(emit server.Emit) server.Session {
 const errorLogPeriod = 10 * time.Second
 
 // groupSession consumes as a member of the consumer group. A record's offset is marked
-// only after emit returned, and sarama commits marked offsets every second and when the
-// session ends: what was not handed over is delivered again after any restart, and what
-// was handed over in the last second before a crash or a broker loss may come twice
-// (at-least-once). sarama rides out a short broker loss by itself; a longer one ends the
-// group session, and Reconnect starts a new one.
+// only once it and every record before it in its partition were acknowledged, delivered or
+// dropped (see partitionAcks), and sarama commits marked offsets every second and when a
+// session ends: a crash of the client or of the gateway never commits a record that was
+// not acknowledged, so it comes again, with at most the last second's acknowledged ones
+// (at-least-once). A record to be retried (or lost with its call) ends the session, and the
+// group consumes again from the committed offsets, so it comes again on the same call.
+// sarama rides out a short broker loss by itself; a longer one ends the group session,
+// and Reconnect starts a new one.
 func (s *source) groupSession(emit server.Emit) server.Session {
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
@@ -213,12 +221,21 @@ func (s *source) groupSession(emit server.Emit) server.Session {
 		defer cancel()
 		h := &groupHandler{source: s, emit: emit, connected: connected, cancel: cancel}
 		for {
-			err := group.Consume(ctx, []string{s.cfg.Topic}, h)
+			// One round per group session: a record to be retried ends its round only.
+			round, endRound := context.WithCancel(ctx)
+			h.startRound(endRound)
+			err := group.Consume(round, []string{s.cfg.Topic}, h)
+			endRound()
 			if err := h.failure(); err != nil {
 				return err
 			}
 			if ctx.Err() != nil {
 				return nil
+			}
+			if again, ok := h.rewound(); ok {
+				log.Info("a record is to be delivered again: consuming again from the committed offsets",
+					"topic", s.cfg.Topic, "partition", again.partition, "offset", again.offset, "fate", again.fate)
+				continue
 			}
 			if err != nil {
 				return fmt.Errorf("consumer group %q: %w", s.cfg.ConsumerGroup.GroupName, err)
@@ -238,8 +255,18 @@ type groupHandler struct {
 	connected func()
 	cancel    context.CancelFunc
 
-	mu  sync.Mutex
-	err error
+	mu       sync.Mutex
+	err      error
+	round    int                // counts the sessions
+	endRound context.CancelFunc // ends the current session
+	again    *comeAgain         // why the current session was ended, if by a fate
+}
+
+// comeAgain is the first record of a session whose fate was Retry or Lost.
+type comeAgain struct {
+	partition int32
+	offset    int64
+	fate      server.Fate
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -251,25 +278,88 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
+// ConsumeClaim hands the partition's records over in order and has the acknowledged
+// prefix marked as acks come (a goroutine of the claim marks, so that a fate never waits
+// for sarama). Records are tracked from hand-off until they are in that prefix, at most
+// maxTracked of them.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
+	rewind := h.rewinder()
+	acks := newPartitionAcks()
+	stop, marked := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(marked)
+		acks.markSettled(stop, func(offset int64) { sess.MarkOffset(claim.Topic(), claim.Partition(), offset, "") })
+	}()
+	defer func() {
+		close(stop)
+		<-marked
+	}()
 	for {
 		select {
 		case m, ok := <-claim.Messages():
 			if !ok {
 				return nil
 			}
-			if err := h.source.send(ctx, h.emit, m); err != nil {
-				if ctx.Err() == nil {
-					h.fail(err)
+			for !acks.track(m.Offset) {
+				select {
+				case <-acks.room:
+				case <-ctx.Done():
+					return nil
 				}
+			}
+			onFate := func(f server.Fate) {
+				if acks.settle(m.Offset, f) {
+					rewind(comeAgain{partition: m.Partition, offset: m.Offset, fate: f})
+				}
+			}
+			if err := h.source.send(ctx, h.emit, m, onFate); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				h.fail(err)
 				return err
 			}
-			sess.MarkMessage(m, "")
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// startRound makes endRound the way to end the session about to start.
+func (h *groupHandler) startRound(endRound context.CancelFunc) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.round++
+	h.endRound, h.again = endRound, nil
+}
+
+// rewinder is how a record of the current session has it consumed again: it ends that
+// session (only: a late fate of an earlier session's record ends nothing, as its record
+// comes again anyway), so that the group resumes from the committed offsets. It never
+// blocks.
+func (h *groupHandler) rewinder() func(comeAgain) {
+	h.mu.Lock()
+	round, endRound := h.round, h.endRound
+	h.mu.Unlock()
+	return func(c comeAgain) {
+		h.mu.Lock()
+		if h.round == round && h.again == nil {
+			h.again = &c
+		}
+		h.mu.Unlock()
+		endRound()
+	}
+}
+
+// rewound reports the record for which the last session was ended, if one was.
+func (h *groupHandler) rewound() (comeAgain, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.again == nil {
+		return comeAgain{}, false
+	}
+	return *h.again, true
 }
 
 // fail ends the member's session with err: the stream is gone, or the record could not be

@@ -92,16 +92,23 @@ func (b *broker) produceValues(topic string, values ...string) {
 // committed is the group's committed offset of partition 0 of topic (-1: none).
 func (b *broker) committed(group, topic string) int64 {
 	b.t.Helper()
+	return b.committedAt(group, topic, 0)
+}
+
+// committedAt is the group's committed offset of a partition of topic (-1: none), as the
+// broker has it.
+func (b *broker) committedAt(group, topic string, partition int32) int64 {
+	b.t.Helper()
 	admin, err := sarama.NewClusterAdmin([]string{b.addr()}, sarama.NewConfig())
 	if err != nil {
 		b.t.Fatalf("admin: %v", err)
 	}
 	defer admin.Close()
-	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {0}})
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: {partition}})
 	if err != nil {
 		b.t.Fatalf("committed offsets of %q: %v", group, err)
 	}
-	return resp.GetBlock(topic, 0).Offset
+	return resp.GetBlock(topic, partition).Offset
 }
 
 // received is the test's view of an event payload, with the body undecoded.

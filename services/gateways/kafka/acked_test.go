@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/protos/gateways"
+)
+
+// ackedRecord is one event of a StreamEventSource call: the seq to acknowledge it by, and
+// the record it carries.
+type ackedRecord struct {
+	seq uint64
+	received
+}
+
+func readAcked(t testing.TB, s *testenv.AckedStream, n int) []ackedRecord {
+	t.Helper()
+	got := make([]ackedRecord, n)
+	for i := range got {
+		ev := s.Next(t, 30*time.Second)
+		got[i] = ackedRecord{seq: ev.GetSeq(), received: decode(t, ev)}
+	}
+	return got
+}
+
+// seqsAt are the seqs of the records at offsets of partition.
+func seqsAt(t testing.TB, recs []ackedRecord, partition int32, offsets ...int64) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, 0, len(offsets))
+	for _, o := range offsets {
+		found := false
+		for _, r := range recs {
+			if r.Partition == partition && r.Offset == o {
+				seqs, found = append(seqs, r.seq), true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("no record at offset %d of partition %d among those read", o, partition)
+		}
+	}
+	return seqs
+}
+
+// produceTo writes one record per value to partition of topic.
+func (b *broker) produceTo(topic string, partition int32, values ...string) {
+	b.t.Helper()
+	msgs := make([]*sarama.ProducerMessage, len(values))
+	for i, v := range values {
+		msgs[i] = &sarama.ProducerMessage{Topic: topic, Partition: partition, Value: sarama.StringEncoder(v)}
+	}
+	b.produce(msgs...)
+}
+
+// waitCommitted waits until the group's committed offset of the partition differs from
+// was, and returns it.
+func (b *broker) waitCommitted(group, topic string, partition int32, was int64) int64 {
+	b.t.Helper()
+	var now int64
+	testenv.Eventually(b.t, 30*time.Second, 20*time.Millisecond, func() error {
+		if now = b.committedAt(group, topic, partition); now == was {
+			return fmt.Errorf("committed offset of %s/%d still %d", topic, partition, was)
+		}
+		return nil
+	})
+	return now
+}
+
+func groupSource(b *broker, topic, group string) *gateways.EventSource {
+	return &gateways.EventSource{Name: topic, Data: fmt.Sprintf("url: %s\ntopic: %s\nconsumerGroup: {groupName: %s, oldest: true}", b.addr(), topic, group)}
+}
+
+func TestGroupCommitsOnlyTheAcknowledgedPrefix(t *testing.T) {
+	b := startBroker(t, map[string]int32{"prefix": 2})
+	gw := testenv.StartGateway(t, gateway{})
+	b.produceTo("prefix", 0, testenv.Numbered("record", 0, 10)...)
+	s := testenv.OpenAckedStream(t, gw.Client, groupSource(b, "prefix", "prefix"), 20)
+	recs := readAcked(t, s, 10)
+
+	// Nothing is committed before the ack: a record of the other partition, handed over
+	// after all ten and acknowledged, is committed while the ten are not.
+	b.produceTo("prefix", 1, "witness")
+	witness := readAcked(t, s, 1)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, witness[0].seq)
+	if got := b.waitCommitted("prefix", "prefix", 1, -1); got != 1 {
+		t.Fatalf("witness partition committed at %d, want 1", got)
+	}
+	if got := b.committedAt("prefix", "prefix", 0); got != -1 {
+		t.Fatalf("committed offset %d with no record of the partition acknowledged, want none", got)
+	}
+
+	steps := []struct {
+		name    string
+		outcome gateways.Ack_Outcome
+		offsets []int64 // acknowledged in this order, one ack each
+		batch   bool    // in one ack instead
+		want    int64   // the committed offset once the step is acknowledged
+	}{
+		// 4, 2 and 1 out of order: a gap at 0, so nothing moves until 0 comes; then the
+		// prefix stops at the gap at 3.
+		{name: "out of order, then the first", outcome: gateways.Ack_OUTCOME_DELIVERED, offsets: []int64{4, 2, 1, 0}, want: 3},
+		{name: "dropped counts as handled", outcome: gateways.Ack_OUTCOME_DROPPED, offsets: []int64{3}, want: 5},
+		{name: "a batch out of order", outcome: gateways.Ack_OUTCOME_DELIVERED, offsets: []int64{9, 6, 8, 5, 7}, batch: true, want: 10},
+	}
+	was := int64(-1)
+	for _, st := range steps {
+		seqs := seqsAt(t, recs, 0, st.offsets...)
+		if st.batch {
+			s.Ack(t, st.outcome, seqs...)
+		} else {
+			for _, seq := range seqs {
+				s.Ack(t, st.outcome, seq)
+			}
+		}
+		// The first commit after the step must be the prefix itself: a commit past a gap
+		// would show first.
+		if was = b.waitCommitted("prefix", "prefix", 0, was); was != st.want {
+			t.Fatalf("%s: committed offset %d, want %d", st.name, was, st.want)
+		}
+	}
+}
+
+func TestRetryFateRedeliversTheRecord(t *testing.T) {
+	b := startBroker(t, map[string]int32{"retries": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	b.produceValues("retries", testenv.Numbered("record", 0, 5)...)
+	s := testenv.OpenAckedStream(t, gw.Client, groupSource(b, "retries", "retries"), 10)
+	recs := readAcked(t, s, 5)
+
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 1, 0)...)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 4, 3)...) // after the one to retry
+	s.Ack(t, gateways.Ack_OUTCOME_RETRY, seqsAt(t, recs, 0, 2)...)
+
+	// It comes again on the same call, and so do the ones after it (duplicates).
+	again := readAcked(t, s, 3)
+	for i, r := range again {
+		if want := int64(2 + i); r.Offset != want || r.text(t) != testenv.Numbered("record", int(want), 1)[0] {
+			t.Fatalf("after the retry, event %d is offset %d %q, want offset %d again", i, r.Offset, r.text(t), want)
+		}
+		if r.seq <= recs[len(recs)-1].seq {
+			t.Fatalf("redelivered record has seq %d, want a new one", r.seq)
+		}
+	}
+	if got := b.committed("retries", "retries"); got != 2 {
+		t.Fatalf("committed offset %d once the retried record came again, want 2 (below it)", got)
+	}
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, again[0].seq, again[1].seq, again[2].seq)
+	if got := b.waitCommitted("retries", "retries", 0, 2); got != 5 {
+		t.Fatalf("committed offset %d once all were delivered, want 5", got)
+	}
+}
+
+func TestRecordsOfADeadCallComeAgainOnTheNextCall(t *testing.T) {
+	b := startBroker(t, map[string]int32{"lost": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	b.produceValues("lost", testenv.Numbered("record", 0, 5)...)
+	es := groupSource(b, "lost", "lost")
+	s := testenv.OpenAckedStream(t, gw.Client, es, 10)
+	recs := readAcked(t, s, 5)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 0, 1, 3)...)
+	// The client dies: the call ends with 2 and 4 unacknowledged (Lost).
+	if got := b.waitCommitted("lost", "lost", 0, -1); got != 2 {
+		t.Fatalf("committed offset %d, want 2", got)
+	}
+	s.Close()
+
+	s = testenv.OpenAckedStream(t, gw.Client, es, 10)
+	got := readAcked(t, s, 3)
+	for i, r := range got {
+		if want := int64(2 + i); r.Offset != want {
+			t.Fatalf("next call's event %d is offset %d, want %d: every record from the first unacknowledged one", i, r.Offset, want)
+		}
+	}
+	if got := b.committed("lost", "lost"); got != 2 {
+		t.Fatalf("committed offset %d after the call died, want 2", got)
+	}
+}
+
+// The real gateway-client, killed with SIGKILL while its sensor holds the deliveries, leaves
+// nothing committed: the next client delivers every record.
+func TestKilledClientsRecordsReachTheSensorThroughTheNextClient(t *testing.T) {
+	b := startBroker(t, map[string]int32{"killed": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{}, sensorsink.WithMode(sensorsink.ModeStall))
+	cfg := testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources:     map[string]string{"killed": groupSource(b, "killed", "killed").GetData()},
+	}
+	client := testenv.StartClient(t, cfg)
+	sent := testenv.Numbered("record", 0, 5)
+	b.produceValues("killed", sent...)
+	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if sensor.Stats().Held == 0 {
+			return fmt.Errorf("no delivery held by the sensor yet")
+		}
+		return nil
+	})
+	client.Kill()
+	sensor.SetMode(sensorsink.ModeOK)
+	if got := b.committed("killed", "killed"); got != -1 {
+		t.Fatalf("committed offset %d with nothing delivered, want none", got)
+	}
+
+	testenv.StartClient(t, cfg)
+	_, data := testenv.WaitJSON[received](t, sensor, len(sent), 60*time.Second)
+	got := make([]string, len(data))
+	for i, r := range data {
+		got[i] = r.text(t)
+	}
+	if lost, _ := testenv.Losses(sent, got); lost != 0 {
+		t.Fatalf("the sensor got %v, want every one of %v", got, sent)
+	}
+	if c := b.waitCommitted("killed", "killed", 0, -1); c > int64(len(sent)) {
+		t.Fatalf("committed offset %d past the records", c)
+	}
+}
+
+// A member joining takes a partition away: the partition is committed no further than its
+// acknowledged prefix, so the new owner starts right after it.
+func TestRebalanceCommitsNoMoreThanTheAcknowledgedPrefix(t *testing.T) {
+	b := startBroker(t, map[string]int32{"shared": 2})
+	gw := testenv.StartGateway(t, gateway{})
+	for p := range int32(2) {
+		b.produceTo("shared", p, testenv.Numbered(fmt.Sprintf("p%d", p), 0, 3)...)
+	}
+	s := testenv.OpenAckedStream(t, gw.Client, groupSource(b, "shared", "shared"), 10)
+	recs := readAcked(t, s, 6)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 0)[0], seqsAt(t, recs, 1, 0)[0])
+	for p := range int32(2) {
+		if got := b.waitCommitted("shared", "shared", p, -1); got != 1 {
+			t.Fatalf("partition %d committed at %d, want 1", p, got)
+		}
+	}
+
+	// The second member marks nothing: it only reports where its partitions start.
+	cfg, err := (&Config{ConsumerGroup: &ConsumerGroup{GroupName: "shared", Oldest: true}}).saramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := sarama.NewConsumerGroup([]string{b.addr()}, "shared", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan *sarama.ConsumerMessage, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = member.Consume(ctx, []string{"shared"}, firstRecords(first))
+		}
+	}()
+	go func() {
+		for range member.Errors() {
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		member.Close()
+	})
+	select {
+	case m := <-first:
+		if want := testenv.Numbered(fmt.Sprintf("p%d", m.Partition), 1, 1)[0]; m.Offset != 1 || string(m.Value) != want {
+			t.Fatalf("new owner of partition %d starts at offset %d (%q), want 1, right after the acknowledged prefix", m.Partition, m.Offset, m.Value)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the joining member got no partition within a minute")
+	}
+	for p := range int32(2) {
+		if got := b.committedAt("shared", "shared", p); got != 1 {
+			t.Errorf("partition %d committed at %d after the rebalance, want 1", p, got)
+		}
+	}
+}
+
+// firstRecords is a group member's handler that reports the first record of each claim
+// and marks nothing.
+type firstRecords chan *sarama.ConsumerMessage
+
+func (firstRecords) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (firstRecords) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+func (f firstRecords) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	reported := false
+	for m := range claim.Messages() {
+		if !reported {
+			reported = true
+			select {
+			case f <- m:
+			case <-sess.Context().Done():
+			}
+		}
+	}
+	return nil
+}
