@@ -1,6 +1,6 @@
 // Package mqttenv runs an embedded MQTT broker (mochi-mqtt) for tests, which a test can
-// stop and start again on the same port. It is apart from testenv so that only the tests
-// that need MQTT compile the broker.
+// stop and start again on the same port, with its sessions kept on disk if asked. It is
+// apart from testenv so that only the tests that need MQTT compile the broker.
 package mqttenv
 
 import (
@@ -8,20 +8,27 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"go.etcd.io/bbolt"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
-// Broker is an in-memory MQTT broker on 127.0.0.1. Sessions, subscriptions and queued
-// messages live in its memory only: a Restart forgets them, as a broker without
-// persistence does.
+// Broker is an MQTT broker on 127.0.0.1. Sessions, subscriptions and queued messages
+// live in its memory only, and a Restart forgets them as a broker without persistence
+// does, unless it was started WithStorage.
 type Broker struct {
 	// Addr is host:port, the same across restarts; URL is it as a tcp:// broker URL.
 	Addr string
@@ -29,6 +36,7 @@ type Broker struct {
 
 	t    testing.TB
 	opts options
+	acks *ackLog // across restarts
 	mu   sync.Mutex
 	srv  *mqtt.Server // nil while stopped
 }
@@ -37,6 +45,7 @@ type options struct {
 	users         map[string]string
 	writesPending int32
 	tls           *tls.Config
+	storage       string
 }
 
 // Option changes how the broker runs.
@@ -64,10 +73,18 @@ func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) { o.tls = cfg }
 }
 
+// WithStorage keeps the broker's sessions (with their subscriptions and queued QoS 1 and 2
+// messages) and retained messages in a database in dir, so that they survive Stop and
+// StartAgain (or Restart), as they do on a broker with persistence. Writes are not synced
+// to the disk, which only a machine crash would notice.
+func WithStorage(dir string) Option {
+	return func(o *options) { o.storage = dir }
+}
+
 // Start runs a broker on a free loopback port until the test ends.
 func Start(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
-	b := &Broker{t: t}
+	b := &Broker{t: t, acks: &ackLog{}}
 	for _, o := range opts {
 		o(&b.opts)
 	}
@@ -86,6 +103,19 @@ func (b *Broker) start(addr string) error {
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: testenv.Logger(b.t)})
 	if err := srv.AddHook(&authHook{users: b.opts.users}, nil); err != nil {
 		return fmt.Errorf("add auth hook: %w", err)
+	}
+	if err := srv.AddHook(b.acks, nil); err != nil {
+		return fmt.Errorf("add acknowledgement log: %w", err)
+	}
+	if b.opts.storage != "" {
+		store := &storageHook{Hook: new(bolt.Hook)}
+		err := srv.AddHook(store, &bolt.Options{
+			Path:    filepath.Join(b.opts.storage, "mochi.db"),
+			Options: &bbolt.Options{Timeout: 5 * time.Second, NoSync: true},
+		})
+		if err != nil {
+			return fmt.Errorf("open the broker's storage in %s: %w", b.opts.storage, err)
+		}
 	}
 	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: addr, TLSConfig: b.opts.tls})
 	if err := srv.AddListener(tcp); err != nil {
@@ -117,8 +147,9 @@ func (b *Broker) Stop() {
 	}
 }
 
-// Restart stops the broker and starts an empty one on the same port, retrying the bind
-// for a few seconds in case the kernel still holds the port.
+// Restart stops the broker and starts it again on the same port, retrying the bind for a
+// few seconds in case the kernel still holds the port: empty, or with the sessions it had
+// if it was started WithStorage.
 func (b *Broker) Restart() {
 	b.t.Helper()
 	b.Stop()
@@ -194,6 +225,88 @@ func (b *Broker) Disconnect(clientID string) error {
 	}
 	cl.Stop(net.ErrClosed)
 	return nil
+}
+
+// Inflight is how many QoS 1 and 2 messages the broker holds for the session of
+// clientID, connected or not, that the client has not acknowledged (sent and waiting for
+// PUBACK or PUBREC/PUBCOMP, or queued while the client is away); 0 when there is no such
+// session.
+func (b *Broker) Inflight(clientID string) int {
+	srv := b.Server()
+	if srv == nil {
+		return 0
+	}
+	cl, ok := srv.Clients.Get(clientID)
+	if !ok {
+		return 0
+	}
+	return cl.State.Inflight.Len()
+}
+
+// Acks are the packet identifiers of the PUBACKs (QoS 1) and PUBRECs (QoS 2) that
+// clientID has sent since the broker was started, across restarts, in the order the
+// broker read them.
+func (b *Broker) Acks(clientID string) []uint16 {
+	return b.acks.of(clientID)
+}
+
+// ackLog records the acknowledgements that clients send, in order.
+type ackLog struct {
+	mqtt.HookBase
+	mu  sync.Mutex
+	ids map[string][]uint16
+}
+
+func (h *ackLog) ID() string { return "mqttenv-acks" }
+
+func (h *ackLog) Provides(b byte) bool { return b == mqtt.OnPacketRead }
+
+func (h *ackLog) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
+		h.mu.Lock()
+		if h.ids == nil {
+			h.ids = map[string][]uint16{}
+		}
+		h.ids[cl.ID] = append(h.ids[cl.ID], pk.PacketID)
+		h.mu.Unlock()
+	}
+	return pk, nil
+}
+
+func (h *ackLog) of(clientID string) []uint16 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.ids[clientID])
+}
+
+// storageHook is mochi's bolt storage with two repairs:
+//   - It does not store the system statistics: the server's event loop may still write
+//     those while Close closes the database, a race the sessions (written by client
+//     goroutines, which Close waits for) do not have.
+//   - It gives the queued messages it loads back their packet identifiers, which the bolt
+//     hook does not store (mochi's other stores do) but keeps at the end of each message's
+//     key: without them every message queued for a client would load as packet 0, one
+//     overwriting the other.
+type storageHook struct{ *bolt.Hook }
+
+func (h storageHook) Provides(b byte) bool {
+	return b != mqtt.OnSysInfoTick && b != mqtt.StoredSysInfo && h.Hook.Provides(b)
+}
+
+func (h storageHook) StoredInflightMessages() ([]storage.Message, error) {
+	msgs, err := h.Hook.StoredInflightMessages()
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range msgs {
+		_, id, _ := strings.Cut(strings.TrimPrefix(m.ID, storage.InflightKey+"_"+m.Client), ":")
+		n, err := strconv.ParseUint(id, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("queued message %q: no packet identifier at the end of its key", m.ID)
+		}
+		msgs[i].PacketID = uint16(n)
+	}
+	return msgs, nil
 }
 
 // authHook lets in everyone when users is nil, else only the listed username/password

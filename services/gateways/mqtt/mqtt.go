@@ -71,11 +71,15 @@ type payload struct {
 	Body      any    `json:"body"`
 }
 
-// source is one subscription. With QoS 1 or 2 a message is acknowledged to the broker only
-// after emit returned, so what was not handed to the client is sent again by the broker on
-// the next connection of a persistent session (cleanSession false, the default with a
-// clientId): at least once, while the broker keeps the session. With a clean session or
-// QoS 0, messages published while the gateway is disconnected are not delivered.
+// source is one subscription. With QoS 1 or 2 a message is acknowledged to the broker
+// (PUBACK, or PUBREC for QoS 2) only once the client delivered it to every sensor or
+// dropped it by policy (on a StartEventSource call, once it was handed over), in the order
+// received. A message to be retried, or whose call ended before its acknowledgement, is
+// not acknowledged: the source reconnects, and a broker that kept the session (cleanSession
+// false, the default with a clientId) sends it again, with the messages after it: at least
+// once, while the broker keeps the session. With a clean session or QoS 0 it is at most
+// once: nothing is sent again, and messages published while the gateway is disconnected
+// are not delivered.
 type source struct {
 	name     string
 	cfg      Config
@@ -94,23 +98,26 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 	})
 }
 
-// session is one connection: it returns when the connection is lost (an error), the
-// stream is gone (emit's error) or ctx ends.
+// session is one connection: it returns when the connection is lost (an error), a message
+// must be redelivered (errRedeliver), the stream is gone (emit's error) or ctx ends.
 func (s *source) session(ctx context.Context, connected func(), emit server.Emit) error {
 	log := server.LoggerFrom(ctx)
-	msgs := make(chan paho.Message, pendingMessages)
+	msgs := make(chan inbound, pendingMessages)
 	lost := make(chan error, 1)
 	done := make(chan struct{})
 	opts, err := s.options(ctx)
 	if err != nil {
 		return err
 	}
+	acks := newAckQueue(!s.cfg.cleanSession(), log)
 	// The handler is routed before connecting, not given to Subscribe: a resumed session's
 	// queued messages may arrive before Subscribe returns, and a message without a handler
-	// is neither delivered nor acknowledged.
+	// is neither delivered nor acknowledged. paho calls it in the order received, which
+	// is the order the messages must be acknowledged in.
 	handle := func(_ paho.Client, m paho.Message) {
+		r := inbound{msg: m, ack: acks.add(m)}
 		select {
-		case msgs <- m:
+		case msgs <- r:
 		case <-done:
 		}
 	}
@@ -120,7 +127,7 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	// session is cleaned.
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		log.Warn("message from a subscription this source did not make: dropped", "topic", m.Topic(), "subscribedTo", s.cfg.Topic)
-		m.Ack()
+		acks.settle(acks.add(m), server.FateDropped)
 	})
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
 		select {
@@ -141,7 +148,18 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		}
 		return fmt.Errorf("connect to %s: %w", config.RedactURLs(s.cfg.URL), err)
 	}
+	// The acker stops before the disconnect, and is waited for after it: an Ack held up by
+	// a stuck connection returns once Disconnect closed it.
+	redeliver, stopRedeliver := context.WithCancelCause(ctx)
+	defer stopRedeliver(nil)
+	stopAcks, acked := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(acked)
+		acks.run(stopAcks, stopRedeliver)
+	}()
+	defer func() { <-acked }()
 	defer client.Disconnect(disconnectQuiesce)
+	defer close(stopAcks)
 	defer close(done) // first: a handler waiting on msgs lets go, so Disconnect does not wait on it
 	present := connect.(*paho.ConnectToken).SessionPresent()
 	if present && s.subscribed {
@@ -172,11 +190,12 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-redeliver.Done():
+			return stopped(ctx, redeliver)
 		case err := <-lost:
 			return fmt.Errorf("connection to the MQTT broker lost: %w", err)
-		case m := <-msgs:
+		case r := <-msgs:
+			m := r.msg
 			ev, err := server.JSONEvent(payload{
 				Topic: m.Topic(), MessageID: m.MessageID(), QoS: m.Qos(), Retained: m.Retained(), Duplicate: m.Duplicate(),
 				Body: server.MessageBody(m.Payload(), s.cfg.JSONBody),
@@ -184,12 +203,31 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 			if err != nil {
 				return err
 			}
-			if err := emit(ctx, ev); err != nil {
+			ev.OnFate = func(f server.Fate) { acks.settle(r.ack, f) }
+			if err := emit(redeliver, ev); err != nil {
+				if redeliver.Err() != nil {
+					return stopped(ctx, redeliver)
+				}
 				return err // not acknowledged: a persistent session gets it again
 			}
-			m.Ack()
 		}
 	}
+}
+
+// inbound is a message as the handler hands it to the session, with its place in the
+// acknowledgement queue (nil at QoS 0).
+type inbound struct {
+	msg paho.Message
+	ack *delivery
+}
+
+// stopped is session's result once its context ended: nil when the source stops, or why
+// the connection is given up (a message to be redelivered).
+func stopped(ctx, session context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return context.Cause(session)
 }
 
 // options builds the client options; TLS files and secrets are read per connection, so
@@ -208,7 +246,7 @@ func (s *source) options(ctx context.Context) (*paho.ClientOptions, error) {
 		SetConnectTimeout(connectTimeout).
 		SetKeepAlive(keepAlive).
 		// Messages reach the handler one by one in the order received, and are
-		// acknowledged, in that order, only once handed over.
+		// acknowledged, in that order, only once their fate is known (ackQueue).
 		SetOrderMatters(true).
 		SetAutoAckDisabled(true)
 	if s.cfg.Username != "" {

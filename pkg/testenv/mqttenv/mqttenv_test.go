@@ -1,0 +1,133 @@
+package mqttenv_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/mqttenv"
+)
+
+// connect connects clientID with a persistent session; what it receives (and acknowledges)
+// goes to the channel returned.
+func connect(t *testing.T, b *mqttenv.Broker, clientID string) (paho.Client, <-chan string) {
+	t.Helper()
+	got := make(chan string, 100)
+	opts := paho.NewClientOptions().AddBroker(b.URL).SetClientID(clientID).SetCleanSession(false).
+		SetAutoReconnect(false).SetOrderMatters(true)
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) })
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", clientID, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	return c, got
+}
+
+func disconnect(t *testing.T, b *mqttenv.Broker, c paho.Client, clientID string) {
+	t.Helper()
+	c.Disconnect(100)
+	testenv.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if b.Connected(clientID) {
+			return fmt.Errorf("%s still connected", clientID)
+		}
+		return nil
+	})
+}
+
+func receive(t *testing.T, got <-chan string, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		select {
+		case m := <-got:
+			out = append(out, m)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("received %q, then nothing within 10s; want %d messages", out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func publish(t *testing.T, b *mqttenv.Broker, bodies ...string) {
+	t.Helper()
+	for _, body := range bodies {
+		if err := b.Publish("kept", []byte(body), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A broker WithStorage keeps, across a restart on the same port, a session with its
+// subscription and the QoS 1 messages queued for it while its client was away; and what
+// the client acknowledged stays acknowledged.
+func TestStorageKeepsSessionsAcrossRestarts(t *testing.T) {
+	b := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()))
+	c, _ := connect(t, b, "keeper")
+	if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	disconnect(t, b, c, "keeper")
+	publish(t, b, "m0", "m1", "m2")
+	if n := b.Inflight("keeper"); n != 3 {
+		t.Fatalf("%d messages queued for the session, want 3", n)
+	}
+	addr := b.Addr
+	b.Restart()
+	if b.Addr != addr {
+		t.Fatalf("restarted on %s, want %s", b.Addr, addr)
+	}
+	if n := b.Inflight("keeper"); n != 3 {
+		t.Fatalf("%d messages queued for the session after the restart, want the 3 queued before", n)
+	}
+
+	c, got := connect(t, b, "keeper")
+	if m := receive(t, got, 3); !slices.Equal(m, []string{"m0", "m1", "m2"}) {
+		t.Fatalf("received %q after the restart, want m0, m1, m2", m)
+	}
+	publish(t, b, "after")
+	if m := receive(t, got, 1); m[0] != "after" {
+		t.Fatalf("received %q, want the message published after the restart (the subscription was kept)", m)
+	}
+	testenv.Eventually(t, 10*time.Second, 2*time.Millisecond, func() error {
+		if n := b.Inflight("keeper"); n != 0 {
+			return fmt.Errorf("%d messages unacknowledged", n)
+		}
+		return nil
+	})
+	disconnect(t, b, c, "keeper")
+
+	b.Stop()
+	b.StartAgain()
+	if n := b.Inflight("keeper"); n != 0 {
+		t.Fatalf("%d messages queued after a second restart, want none: all were acknowledged", n)
+	}
+	_, got = connect(t, b, "keeper")
+	publish(t, b, "marker")
+	if m := receive(t, got, 1); m[0] != "marker" {
+		t.Fatalf("received %q, want only the marker", m)
+	}
+}
+
+// Without storage a restart forgets the session and what was queued for it.
+func TestRestartWithoutStorageForgets(t *testing.T) {
+	b := mqttenv.Start(t)
+	c, _ := connect(t, b, "forgotten")
+	if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	disconnect(t, b, c, "forgotten")
+	publish(t, b, "m0")
+	if n := b.Inflight("forgotten"); n != 1 {
+		t.Fatalf("%d messages queued for the session, want 1", n)
+	}
+	b.Restart()
+	if n := b.Inflight("forgotten"); n != 0 {
+		t.Fatalf("%d messages queued after the restart, want none", n)
+	}
+}
