@@ -41,3 +41,11 @@ func StartServer(t testing.TB, opts *natsserver.Options) *natsserver.Server {
 	}
 	return ns
 }
+
+// StartJetStream runs a NATS server with JetStream enabled, storing its streams in storeDir
+// (a test's t.TempDir(); a restarted server given the same folder and port finds its
+// streams and consumers again), on 127.0.0.1:port (-1: a free port).
+func StartJetStream(t testing.TB, port int, storeDir string) *natsserver.Server {
+	t.Helper()
+	return StartServer(t, &natsserver.Options{Port: port, JetStream: true, StoreDir: storeDir})
+}

@@ -2,13 +2,15 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/eventgate/eventgate/pkg/config"
 )
 
 // Config is one NATS event source: every Argo Events v0.10 field (url, subject, backoff),
-// plus jsonBody, TLS and authentication.
+// plus jsonBody, TLS, authentication and JetStream.
 type Config struct {
 	// URL is the NATS server, nats://host:4222 (tls://, ws:// and wss:// too); several
 	// servers of one cluster are separated by commas. Credentials may sit in the URL
@@ -31,7 +33,43 @@ type Config struct {
 	// ({name, key}) instead, at each connect; each replaces its inline field.
 	PasswordSecret *config.SecretRef `json:"passwordSecret,omitempty"`
 	TokenSecret    *config.SecretRef `json:"tokenSecret,omitempty"`
+	// JetStream consumes subject from a JetStream stream instead of subscribing with core
+	// NATS: at least once instead of at most once.
+	JetStream *JetStream `json:"jetStream,omitempty"`
 }
+
+// JetStream reads a stream through a durable pull consumer with explicit acks: a message
+// is acknowledged only once the client acknowledged its event as delivered (or dropped),
+// and anything else is redelivered, also after a gateway or broker restart. The source's
+// subject is the consumer's filter subject.
+type JetStream struct {
+	// Stream is the stream to read; it must exist (the gateway does not create streams, whose
+	// subjects, limits and storage are the operator's choice).
+	Stream string `json:"stream"`
+	// Consumer is the durable consumer's name: created on the stream if missing, its
+	// configuration set from this block if it exists. It remembers what was acknowledged,
+	// so a restarted source resumes where it stopped. Two sources with one consumer share
+	// its messages between them.
+	Consumer string `json:"consumer"`
+	// DeliverPolicy is where a new consumer starts: all (the default: every message the
+	// stream holds), new (those published from now on) or last (the last message, then
+	// new ones). It cannot be changed on an existing consumer.
+	DeliverPolicy string `json:"deliverPolicy,omitempty"`
+	// AckWait is how long the server waits for an acknowledgement before redelivering
+	// (default 30s). Events the client holds are kept from expiring by progress
+	// acknowledgements, so it bounds how long a vanished gateway delays redelivery, not
+	// how long a delivery may take.
+	AckWait config.Duration `json:"ackWait,omitempty"`
+	// MaxAckPending is the most messages the consumer has delivered and not yet had
+	// acknowledged (default: the server's, 1000).
+	MaxAckPending int `json:"maxAckPending,omitempty"`
+}
+
+// deliverPolicies are JetStream.DeliverPolicy's values.
+var deliverPolicies = []string{"all", "new", "last"}
+
+// defaultAckWait is JetStream.AckWait's default, the server's own.
+const defaultAckWait = 30 * time.Second
 
 // urlSchemes are those nats.go dials.
 var urlSchemes = []string{"nats", "tls", "ws", "wss"}
@@ -58,7 +96,47 @@ func (c *Config) Validate() error {
 	case hasPassword && c.Username == "":
 		errs.Addf("nats.username", "is required with a password")
 	}
+	c.JetStream.validate(&errs, "nats.jetStream")
 	return errs.Err()
+}
+
+// validate records every problem of j, with paths under path.
+func (j *JetStream) validate(errs *config.Errors, path string) {
+	if j == nil {
+		return
+	}
+	if err := checkName(j.Stream); err != nil {
+		errs.Addf(path+".stream", "%v", err)
+	}
+	if err := checkName(j.Consumer); err != nil {
+		errs.Addf(path+".consumer", "%v (the durable consumer's name)", err)
+	}
+	if j.DeliverPolicy != "" && !slices.Contains(deliverPolicies, j.DeliverPolicy) {
+		errs.Addf(path+".deliverPolicy", "%q is not one of all, new, last", j.DeliverPolicy)
+	}
+	if j.AckWait < 0 {
+		errs.Addf(path+".ackWait", "must not be negative, got %s", time.Duration(j.AckWait))
+	}
+	if j.MaxAckPending < 0 {
+		errs.Addf(path+".maxAckPending", "must not be negative, got %d (0: the server's default)", j.MaxAckPending)
+	}
+}
+
+// maxNameLen is the longest stream or consumer name a server accepts.
+const maxNameLen = 255
+
+// checkName applies the server's rule for stream and consumer names: names are tokens of
+// subjects and file names, so no dots, wildcards, white space or path separators.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("is required")
+	case len(name) > maxNameLen:
+		return fmt.Errorf("is %d characters long, at most %d are allowed", len(name), maxNameLen)
+	case strings.ContainsAny(name, " \t\r\n\f.*>/\\"):
+		return fmt.Errorf("%q must not contain '.', '*', '>', '/', '\\' or white space", name)
+	}
+	return nil
 }
 
 // servers splits the comma-separated URL list, as nats.Connect does.

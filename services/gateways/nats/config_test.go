@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,9 @@ backoff:
 		{Name: "token from a secret", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: nats-creds, key: token}"},
 		{Name: "password from a secret", Data: "url: nats://x:4222\nsubject: a\nusername: u\npasswordSecret: {name: nats-creds, key: password}"},
 		{Name: "secret as SecretKeySelector, optional", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: c, key: t, optional: false}"},
+		{Name: "JetStream with defaults", Data: "url: nats://x:4222\nsubject: orders.*\njetStream: {stream: ORDERS, consumer: gateway}"},
+		{Name: "JetStream with every field", Data: "url: nats://x:4222\nsubject: orders.>\njetStream: {stream: ORDERS, consumer: gw-1_a, deliverPolicy: new, ackWait: 1m, maxAckPending: 500}"},
+		{Name: "JetStream ackWait in nanoseconds, deliverPolicy last", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, deliverPolicy: last, ackWait: 30000000000}"},
 
 		{Name: "missing url", Data: "subject: foo", WantErr: "nats.url: is required"},
 		{Name: "bad URL", Data: "url: nats://x:bad port\nsubject: foo", WantErr: `nats.url: "nats://x:bad port" is not a URL`},
@@ -54,6 +58,20 @@ backoff:
 		{Name: "secret a string", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: creds", WantErr: "nats: invalid configuration"},
 		{Name: "secret with an unknown field", Data: "url: nats://x:4222\nsubject: a\ntokenSecret: {name: c, key: k, namespace: other}", WantErr: `nats: invalid configuration: unknown field "namespace"`},
 		{Name: "missing CA file", Data: "url: tls://x:4443\nsubject: a\ntls: {caCertPath: /nonexistent/ca.pem}", WantErr: "nats.tls: read CA certificate: open /nonexistent/ca.pem"},
+		{Name: "JetStream without stream", Data: "url: nats://x:4222\nsubject: a\njetStream: {consumer: c}", WantErr: "nats.jetStream.stream: is required"},
+		{Name: "JetStream without consumer", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S}", WantErr: "nats.jetStream.consumer: is required (the durable consumer's name)"},
+		{Name: "JetStream empty block", Data: "url: nats://x:4222\nsubject: a\njetStream: {}", WantErr: "nats.jetStream.stream: is required; nats.jetStream.consumer: is required"},
+		{Name: "JetStream stream name with a dot", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: orders.v1, consumer: c}", WantErr: `nats.jetStream.stream: "orders.v1" must not contain '.', '*', '>', '/', '\' or white space`},
+		{Name: "JetStream consumer name with a wildcard", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: 'gw*'}", WantErr: `nats.jetStream.consumer: "gw*" must not contain`},
+		{Name: "JetStream consumer name with a slash", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: a/b}", WantErr: `nats.jetStream.consumer: "a/b" must not contain`},
+		{Name: "JetStream stream name too long", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: " + strings.Repeat("s", 256) + ", consumer: c}", WantErr: "nats.jetStream.stream: is 256 characters long, at most 255 are allowed"},
+		{Name: "JetStream unknown deliver policy", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, deliverPolicy: oldest}", WantErr: `nats.jetStream.deliverPolicy: "oldest" is not one of all, new, last`},
+		{Name: "JetStream deliver policy in capitals", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, deliverPolicy: ALL}", WantErr: `nats.jetStream.deliverPolicy: "ALL" is not one of all, new, last`},
+		{Name: "JetStream negative ackWait", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, ackWait: -1s}", WantErr: "nats.jetStream.ackWait: must not be negative, got -1s"},
+		{Name: "JetStream ackWait not a duration", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, ackWait: long}", WantErr: `nats: invalid configuration: "long" is not a duration`},
+		{Name: "JetStream negative maxAckPending", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, maxAckPending: -1}", WantErr: "nats.jetStream.maxAckPending: must not be negative, got -1 (0: the server's default)"},
+		{Name: "JetStream unknown field", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, durable: d}", WantErr: `nats: invalid configuration: unknown field "durable"`},
+		{Name: "JetStream not a block", Data: "url: nats://x:4222\nsubject: a\njetStream: true", WantErr: "nats: invalid configuration"},
 		{Name: "unknown field", Data: "url: nats://x:4222\nsubjekt: a", WantErr: `nats: invalid configuration: unknown field "subjekt"`},
 		{Name: "empty", Data: "", WantErr: "nats: configuration is empty"},
 		{

@@ -64,42 +64,59 @@ func (g gateway) Parse(name, data string) (server.Source, error) {
 // subject is the message's subject (the concrete one when the source subscribed with a
 // wildcard); header holds the NATS headers, and is absent when the message has none; body is
 // the message's bytes in base64, or the JSON body itself when the source sets jsonBody and
-// the body is JSON (a non-JSON body still arrives, as base64).
+// the body is JSON (a non-JSON body still arrives, as base64). A JetStream source adds
+// jetStream (see jetStreamInfo).
 type payload struct {
-	Subject string              `json:"subject"`
-	Header  map[string][]string `json:"header,omitempty"`
-	Body    any                 `json:"body"`
+	Subject   string              `json:"subject"`
+	Header    map[string][]string `json:"header,omitempty"`
+	Body      any                 `json:"body"`
+	JetStream *jetStreamInfo      `json:"jetStream,omitempty"`
 }
 
-// source is one subscription. Core NATS delivers at most once: messages published while
-// the gateway is disconnected (a broker restart, a network failure, the reconnect wait)
-// are not delivered, nor are those the library had buffered when the connection broke or
-// dropped because the client was too slow. Use JetStream where every message counts.
+// source is one subscription or JetStream consumer. Core NATS delivers at most once:
+// messages published while the gateway is disconnected (a broker restart, a network
+// failure, the reconnect wait) are not delivered, nor are those the library had buffered
+// when the connection broke or dropped because the client was too slow. Use JetStream
+// where every message counts: see jetStreamSession.
 type source struct {
 	name string
 	cfg  Config
 	gw   gateway
 }
 
-// Start subscribes, and after any loss of the connection, at any time, subscribes again
-// after the configured backoff, until ctx ends or the event stream is gone.
+// Start subscribes (or consumes from JetStream), and after any loss of the connection, at
+// any time, does so again after the configured backoff, until ctx ends or the event stream
+// is gone.
 func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	session := s.session
+	if s.cfg.JetStream != nil {
+		session = s.jetStreamSession
+	}
 	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
-		return s.session(ctx, connected, emit)
+		return session(ctx, connected, emit)
 	})
 }
 
-// session is one connection: it returns when the connection is lost (an error), the
-// stream is gone (emit's error) or ctx ends.
-func (s *source) session(ctx context.Context, connected func(), emit server.Emit) error {
-	log := server.LoggerFrom(ctx)
+// connect opens one connection to the server.
+func (s *source) connect(ctx context.Context) (*nats.Conn, error) {
 	opts, err := s.options(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	nc, err := nats.Connect(s.cfg.URL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// session is one connection subscribed with core NATS: it returns when the connection is
+// lost (an error), the stream is gone (emit's error) or ctx ends.
+func (s *source) session(ctx context.Context, connected func(), emit server.Emit) error {
+	log := server.LoggerFrom(ctx)
+	nc, err := s.connect(ctx)
+	if err != nil {
+		return err
 	}
 	defer nc.Close()
 	sub, err := nc.SubscribeSync(s.cfg.Subject)

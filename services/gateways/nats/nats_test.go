@@ -22,9 +22,10 @@ import (
 
 // received is a payload as a client decodes it.
 type received struct {
-	Subject string              `json:"subject"`
-	Header  map[string][]string `json:"header"`
-	Body    json.RawMessage     `json:"body"`
+	Subject   string              `json:"subject"`
+	Header    map[string][]string `json:"header"`
+	Body      json.RawMessage     `json:"body"`
+	JetStream *jetStreamInfo      `json:"jetStream"`
 }
 
 // bytesBody is the body of a payload that carries bytes (base64 in JSON).
@@ -251,6 +252,11 @@ func TestInvalidEventSources(t *testing.T) {
 		{Name: "bad URL", Data: "url: 'nats://x:port'\nsubject: a", Reason: `nats.url: "nats://x:port" is not a URL`},
 		{Name: "missing subject", Data: "url: nats://x:4222", Reason: "nats.subject: is required"},
 		{Name: "negative backoff", Data: "url: nats://x:4222\nsubject: a\nbackoff: {duration: -10000000000}", Reason: "nats.backoff.duration: must not be negative, got -10s"},
+		{Name: "JetStream without consumer", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S}", Reason: "nats.jetStream.consumer: is required (the durable consumer's name)"},
+		{Name: "JetStream bad stream name", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: a.b, consumer: c}", Reason: `nats.jetStream.stream: "a.b" must not contain`},
+		{Name: "JetStream unknown deliver policy", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, deliverPolicy: first}", Reason: `nats.jetStream.deliverPolicy: "first" is not one of all, new, last`},
+		{Name: "JetStream negative ackWait", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, ackWait: -5s}", Reason: "nats.jetStream.ackWait: must not be negative, got -5s"},
+		{Name: "JetStream negative maxAckPending", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, maxAckPending: -2}", Reason: "nats.jetStream.maxAckPending: must not be negative, got -2"},
 	}
 	gw := testenv.StartGateway(t, newGateway())
 	testenv.ExpectInvalid(t, gw.Client, cases)
