@@ -111,8 +111,10 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 }
 
 // session is one connection: declare, bind, consume, and hand each message over. Without
-// autoAck, a message is acknowledged after emit returned and requeued when emit failed;
-// one in flight when the connection drops is requeued by the broker.
+// autoAck, a message is acknowledged once its fate is known (see acker): on a
+// StreamEventSource call when the client acknowledged the event, on StartEventSource at
+// hand-off. A message whose hand-off failed is requeued; what is unacknowledged when the
+// connection drops is requeued by the broker.
 func (s *source) session(ctx context.Context, emit server.Emit, connected func()) error {
 	log := server.LoggerFrom(ctx)
 	dial, err := s.dialConfig(ctx)
@@ -139,6 +141,20 @@ func (s *source) session(ctx context.Context, emit server.Emit, connected func()
 		return fmt.Errorf("consume from queue %q: %w", queue, err)
 	}
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+
+	var acks *acker
+	var ackFailed <-chan struct{} // nil (never ready) with autoAck
+	if !o.autoAck {
+		acks = newAcker(ch, o.prefetch, log)
+		ackFailed = acks.failed
+		end, settled := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(settled)
+			acks.run(end)
+		}()
+		// Before conn.Close: the fates known by then are settled on the open channel.
+		defer func() { close(end); <-settled }()
+	}
 	connected()
 	log.Info("consuming", "exchange", s.cfg.ExchangeName, "routingKey", s.cfg.RoutingKey, "queue", queue, "autoAck", o.autoAck, "prefetch", o.prefetch)
 	for {
@@ -147,7 +163,11 @@ func (s *source) session(ctx context.Context, emit server.Emit, connected func()
 			if !ok {
 				return closedError(connClosed, chClosed)
 			}
-			if err := s.send(ctx, emit, d); err != nil {
+			var onFate func(server.Fate)
+			if acks != nil {
+				onFate = acks.onFate(d.DeliveryTag)
+			}
+			if err := s.send(ctx, emit, d, onFate); err != nil {
 				if !o.autoAck {
 					// Back to the queue for the next consumer or the next session.
 					if nerr := d.Nack(false, true); nerr != nil {
@@ -156,11 +176,8 @@ func (s *source) session(ctx context.Context, emit server.Emit, connected func()
 				}
 				return err
 			}
-			if !o.autoAck {
-				if err := d.Ack(false); err != nil {
-					return fmt.Errorf("acknowledge message: %w", err)
-				}
-			}
+		case <-ackFailed:
+			return acks.failure()
 		case err := <-connClosed:
 			return fmt.Errorf("connection closed: %w", errOrClosed(err))
 		case err := <-chClosed:
@@ -199,8 +216,9 @@ func (s *source) declare(ch *amqp.Channel) (string, error) {
 	return q.Name, nil
 }
 
-// send emits one delivery; the error is the stream's, and means it was not handed over.
-func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery) error {
+// send emits one delivery, whose fate goes to onFate; the error is the stream's, and means
+// it was not handed over.
+func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery, onFate func(server.Fate)) error {
 	ev, err := server.JSONEvent(payload{
 		Exchange: d.Exchange, RoutingKey: d.RoutingKey, ContentType: d.ContentType,
 		ContentEncoding: d.ContentEncoding, Headers: headers(d.Headers), MessageID: d.MessageId,
@@ -212,6 +230,7 @@ func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery) er
 		return err
 	}
 	ev.Time = d.Timestamp
+	ev.OnFate = onFate
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit message %d: %w", d.DeliveryTag, err)
 	}

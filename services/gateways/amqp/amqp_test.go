@@ -275,8 +275,15 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	}
 }
 
+// handedOff reports an event delivered at hand-off, as StartEventSource does.
+func handedOff(ev server.Event) {
+	if ev.OnFate != nil {
+		ev.OnFate(server.FateDelivered)
+	}
+}
+
 // flakyEmit fails the hand-off of one message, as a stream that dies between receive and
-// send does, and records what it handed over.
+// send does, and records what it handed over (delivered at hand-off, as StartEventSource).
 type flakyEmit struct {
 	mu      sync.Mutex
 	failOn  string
@@ -295,6 +302,7 @@ func (f *flakyEmit) emit(_ context.Context, ev server.Event) error {
 		return errors.New("stream broke before the hand-off")
 	}
 	f.got = append(f.got, r)
+	handedOff(ev)
 	select {
 	case f.arrived <- struct{}{}:
 	default:
@@ -404,6 +412,7 @@ func TestGatewayStoppingMidHandOffLosesNothing(t *testing.T) {
 				return ctx.Err()
 			}
 			got = append(got, string(decode(t, ev.Payload).bytes(t)))
+			handedOff(ev)
 			return nil
 		})
 	}()

@@ -32,7 +32,7 @@ type Config struct {
 	// TLS configures the TLS connection of an amqps:// URL (CA, client certificate).
 	TLS *config.TLS `json:"tls,omitempty"`
 	// ExchangeDeclare, QueueDeclare and Consume default to what v0.10 did, except that
-	// messages are acknowledged only once handed to the client (autoAck false).
+	// messages are acknowledged only once their fate is known (autoAck false).
 	ExchangeDeclare *ExchangeDeclare `json:"exchangeDeclare,omitempty"`
 	QueueDeclare    *QueueDeclare    `json:"queueDeclare,omitempty"`
 	Consume         *Consume         `json:"consume,omitempty"`
@@ -61,13 +61,18 @@ type QueueDeclare struct {
 // Consume are the options of the consumer.
 type Consume struct {
 	ConsumerTag string `json:"consumerTag,omitempty"`
-	// AutoAck lets the broker forget a message as soon as it sent it. The default, false,
-	// acknowledges a message only once the gateway handed it to the client, and returns it
-	// to the queue otherwise: nothing is lost when the gateway dies in between.
+	// AutoAck lets the broker forget a message as soon as it sent it: at most once, a
+	// message on its way when the gateway, the client or a sensor fails is lost. The
+	// default, false, acknowledges a message only once its fate is known: when the client
+	// acknowledged the event (every sensor took it, or it was dropped by policy), or at
+	// hand-off for a client that does not acknowledge (StartEventSource). A message to be
+	// retried, or whose call ended first, goes back to the queue: at least once.
 	AutoAck   bool `json:"autoAck,omitempty"`
 	Exclusive bool `json:"exclusive,omitempty"`
-	// Prefetch is how many unacknowledged messages the broker sends ahead (default 100);
-	// it bounds what is in flight when the client is slow.
+	// Prefetch is how many unacknowledged messages the broker sends ahead (default 100).
+	// Acknowledged at the client's acknowledgement, it bounds the messages on their way
+	// from the broker to the sensors, so it also bounds the throughput to about prefetch
+	// per sensor round trip.
 	Prefetch int `json:"prefetch,omitempty"`
 }
 
