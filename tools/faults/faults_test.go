@@ -1,0 +1,242 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/testenv"
+)
+
+// system is one gateway under fault, as its scenario sets it up.
+type system struct {
+	// gatewayType is the gateway's folder under services/gateways.
+	gatewayType string
+	// source is the event source the gateway-client runs.
+	source string
+	// ordered: the source keeps order within a stream, so the sensor must get each
+	// stream's events in order.
+	ordered bool
+	// streams are the ordering keys the load takes turns on.
+	streams []string
+	// ready, when set, reports nil once events published now reach the gateway (an MQTT
+	// subscription is in place); the load starts then.
+	ready func() error
+	// send publishes evs in order, records in the ledger those the upstream acknowledged,
+	// and retries the others until ctx ends. An asynchronous sender (the webhook callers)
+	// may return before, and waits for its calls in wait.
+	send func(ctx context.Context, evs []mark)
+	wait func()
+	// brokerFault says how the broker is restarted, for the summary; restartBroker does it
+	// (nil: there is no broker).
+	brokerFault   string
+	restartBroker func(t *testing.T, rng *rand.Rand)
+	// drained reports nil once the upstream holds nothing unacknowledged: every event it
+	// acknowledged to the load was acknowledged by the gateway (committed, acked, PUBACKed).
+	drained func() error
+}
+
+const (
+	// sensorDown is how long a stopped sensor stays away.
+	sensorDown = 10 * time.Second
+	// drainWithin bounds the wait, once the faults are over, for the upstream to be drained;
+	// settleWithin then bounds the wait for the deliveries still on their way.
+	drainWithin  = 90 * time.Second
+	settleWithin = 15 * time.Second
+)
+
+// TestFaults runs every gateway's scenario in parallel, each with its own broker, gateway
+// server, gateway-client and sensor.
+func TestFaults(t *testing.T) {
+	cfg := loadSettings(t)
+	t.Logf("fault suite seed %d (replay: %s=%d), %d rounds, %d events/s per gateway", cfg.seed, envSeed, cfg.seed, cfg.rounds, cfg.rate)
+	for _, sc := range []struct {
+		name  string
+		setup func(t *testing.T, l *ledger) *system
+	}{
+		{"webhook", webhookSystem},
+		{"kafka", kafkaSystem},
+		{"amqp", amqpSystem},
+		{"mqtt", mqttSystem},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			if cfg.gateways != nil && !cfg.gateways[sc.name] {
+				t.Skipf("not in %s", envGateways)
+			}
+			t.Parallel()
+			run(t, cfg, sc.name, sc.setup)
+		})
+	}
+}
+
+// faultKinds are what happens to a running path, each cfg.rounds times per gateway, in an
+// order and with gaps drawn from the seed.
+var faultKinds = []string{"client-kill", "server-kill", "sensor-down", "broker-restart"}
+
+func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *ledger) *system) {
+	began := time.Now()
+	rng := cfg.rng(name)
+	l := newLedger()
+	sys := setup(t, l)
+
+	// Every fault leaves the component it hits where it was: the same sensor URL, gateway
+	// address and event source.
+	// Its log, one line per event, would bury the suite's own in -v output.
+	sensor := testenv.StartRestartableSensor(t, sensorsink.WithKeep(1<<24), sensorsink.WithLogger(slog.New(slog.DiscardHandler)))
+	bin := testenv.Binary(t, "services/gateways/"+sys.gatewayType)
+	addr := testenv.FreePort(t)
+	server := testenv.StartGatewayOnPort(t, bin, addr)
+	clientCfg := testenv.ClientConfig{
+		GatewayType: sys.gatewayType,
+		Servers:     []string{addr},
+		Sensors:     []string{sensor.URL},
+		Sources:     map[string]string{"faults": sys.source},
+	}
+	client := testenv.StartClient(t, clientCfg)
+	if sys.ready != nil {
+		testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, sys.ready)
+	}
+
+	// The load runs until the faults are over; sends still retrying then may go on until
+	// the drain deadline.
+	sendCtx, stopSending := context.WithCancel(context.Background())
+	defer stopSending()
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		load(loadCtx, sendCtx, cfg.rate, l, sys)
+	}()
+
+	schedule := make([]string, 0, cfg.rounds*len(faultKinds))
+	for range cfg.rounds {
+		for _, kind := range faultKinds {
+			if kind != "broker-restart" || sys.restartBroker != nil {
+				schedule = append(schedule, kind)
+			}
+		}
+	}
+	rng.Shuffle(len(schedule), func(i, j int) { schedule[i], schedule[j] = schedule[j], schedule[i] })
+	var done []string
+	for _, kind := range schedule {
+		gap := between(rng, time.Second, 4*time.Second)
+		time.Sleep(gap) // a fault's random point in the load, not a wait for anything
+		at := time.Since(began).Round(100 * time.Millisecond)
+		switch kind {
+		case "client-kill":
+			client.Kill()
+			client = testenv.StartClient(t, clientCfg)
+		case "server-kill":
+			server.Kill()
+			server = testenv.StartGatewayOnPort(t, bin, addr)
+		case "sensor-down":
+			sensor.Down()
+			time.Sleep(sensorDown) // the length of the outage
+			sensor.Up()
+		case "broker-restart":
+			sys.restartBroker(t, rng)
+		}
+		done = append(done, fmt.Sprintf("%s@%s", kind, at))
+		t.Logf("%s: %s at %s (after a %s gap), back at %s", name, kind, at, gap.Round(10*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
+	}
+
+	stopLoad()
+	time.AfterFunc(drainWithin, stopSending)
+	<-loaded
+	if sys.wait != nil {
+		sys.wait()
+	}
+	drainErr := waitFor(drainWithin, sys.drained)
+	acked := l.ackedMarks()
+	// What the upstream no longer holds is delivered by now or never: the deliveries still
+	// on their way get a moment.
+	waitFor(settleWithin, func() error {
+		got, _ := marks(sensor.Received())
+		if n := len(count(got, acked, false).lost); n > 0 {
+			return fmt.Errorf("%d acknowledged events not delivered yet", n)
+		}
+		return nil
+	})
+	got, unreadable := marks(sensor.Received())
+	res := count(got, acked, sys.ordered)
+	sent, _ := l.counts()
+	violations := fmt.Sprint(len(res.violations))
+	if !sys.ordered {
+		violations = "n/a (unordered source)"
+	}
+	t.Logf("SUMMARY %s: seed %d, %d faults [%s] (broker restart: %s), sent %d, acked %d, delivered %d, lost %d, duplicates %d, order violations %s, %s",
+		name, cfg.seed, len(done), strings.Join(done, " "), sys.brokerFault, sent, len(acked), res.delivered,
+		len(res.lost), res.duplicates, violations, time.Since(began).Round(time.Second))
+
+	if drainErr != nil {
+		t.Errorf("%s: upstream not drained within %s of the last fault: %v", name, drainWithin, drainErr)
+	}
+	if len(acked) == 0 {
+		t.Errorf("%s: the upstream acknowledged no event: the load never got through", name)
+	}
+	if len(res.lost) > 0 {
+		t.Errorf("%s (seed %d): %d events acknowledged upstream but never delivered to the sensor: %s", name, cfg.seed, len(res.lost), sample(spans(res.lost), 30))
+	}
+	if sys.ordered && len(res.violations) > 0 {
+		t.Errorf("%s (seed %d): %d events out of order: %s", name, cfg.seed, len(res.violations), sample(res.violations, 30))
+	}
+	if len(unreadable) > 0 {
+		t.Errorf("%s: %d events at the sensor carry no mark of the load: %s", name, len(unreadable), sample(unreadable, 10))
+	}
+}
+
+// load hands out rate events a second, in batches every 20 ms, each batch to the next
+// stream in turn, until ctx ends. A send that blocks (a broker away) piles up what is due;
+// it goes out afterwards, as a producer's buffer would, at most 100 at a time.
+func load(ctx, sendCtx context.Context, rate int, l *ledger, sys *system) {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	began, issued := time.Now(), 0
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n := min(int(time.Since(began).Seconds()*float64(rate))-issued, 100)
+		if n <= 0 {
+			continue
+		}
+		issued += n
+		sys.send(sendCtx, l.newEvents(sys.streams[i%len(sys.streams)], n))
+	}
+}
+
+// waitFor polls cond until it returns nil or within has passed, and returns its last error.
+func waitFor(within time.Duration, cond func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// retry calls publish until it succeeds or ctx ends, with a short pause between attempts,
+// as a producer that keeps its events would.
+func retry(ctx context.Context, publish func() error) error {
+	for {
+		err := publish()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/eventgate/eventgate/pkg/testenv"
+)
+
+// mark is what the load puts in every event's body: its ordering key (a Kafka partition, the
+// AMQP queue, the MQTT topic; one per webhook caller) and its number there, from 1.
+type mark struct {
+	Stream string `json:"stream"`
+	Seq    int    `json:"seq"`
+}
+
+func (m mark) String() string { return fmt.Sprintf("%s#%d", m.Stream, m.Seq) }
+
+func (m mark) body() []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// ledger records what the load sent and what the upstream acknowledged (a webhook's 200,
+// a broker's produce ack, publisher confirm or PUBACK).
+type ledger struct {
+	mu    sync.Mutex
+	next  map[string]int // stream -> last seq handed out
+	sent  int
+	acked map[mark]bool
+}
+
+func newLedger() *ledger { return &ledger{next: map[string]int{}, acked: map[mark]bool{}} }
+
+// newEvents hands out the next n marks of stream.
+func (l *ledger) newEvents(stream string, n int) []mark {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]mark, n)
+	for i := range out {
+		l.next[stream]++
+		out[i] = mark{Stream: stream, Seq: l.next[stream]}
+	}
+	l.sent += n
+	return out
+}
+
+func (l *ledger) ack(ms ...mark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range ms {
+		l.acked[m] = true
+	}
+}
+
+func (l *ledger) counts() (sent, acked int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sent, len(l.acked)
+}
+
+func (l *ledger) ackedMarks() map[mark]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.acked)
+}
+
+// tally is what reached the sensor, against what was acknowledged.
+type tally struct {
+	delivered  int    // distinct events
+	duplicates int    // deliveries of an event already delivered
+	lost       []mark // acknowledged upstream, never delivered
+	// violations are events delivered for the first time after a later event of their
+	// stream: "seq 7 after 9".
+	violations []string
+	unreadable []string // deliveries whose body carries no mark
+}
+
+// count reads the sensor's deliveries in the order it took them. Under at-least-once a
+// redelivered event may arrive after newer ones: that is a duplicate, not an order
+// violation, as long as it was delivered before. An event delivered for the first time
+// after a newer event of its stream is a violation (when ordered): a sensor that reads the
+// stream in order would see it out of order.
+func count(deliveries []mark, acked map[mark]bool, ordered bool) tally {
+	var t tally
+	seen := make(map[mark]bool, len(deliveries))
+	newest := map[string]int{}
+	for _, m := range deliveries {
+		if seen[m] {
+			t.duplicates++
+			continue
+		}
+		seen[m] = true
+		t.delivered++
+		if ordered && m.Seq < newest[m.Stream] {
+			t.violations = append(t.violations, fmt.Sprintf("%s after #%d", m, newest[m.Stream]))
+		}
+		newest[m.Stream] = max(newest[m.Stream], m.Seq)
+	}
+	for m := range acked {
+		if !seen[m] {
+			t.lost = append(t.lost, m)
+		}
+	}
+	sort.Slice(t.lost, func(i, j int) bool {
+		a, b := t.lost[i], t.lost[j]
+		return a.Stream < b.Stream || a.Stream == b.Stream && a.Seq < b.Seq
+	})
+	return t
+}
+
+// marks reads the mark out of each event the sensor took, in order; an event without one is
+// reported by its id.
+func marks(events []event.Event) (out []mark, unreadable []string) {
+	out = make([]mark, 0, len(events))
+	for _, ev := range events {
+		var p struct {
+			Body json.RawMessage `json:"body"`
+		}
+		var m mark
+		err := json.Unmarshal(ev.Data(), &p)
+		if err == nil {
+			var body []byte
+			if body, err = testenv.BodyBytes(p.Body); err == nil {
+				err = json.Unmarshal(body, &m)
+			}
+		}
+		if err != nil || m.Stream == "" {
+			unreadable = append(unreadable, ev.ID())
+			continue
+		}
+		out = append(out, m)
+	}
+	return out, unreadable
+}
+
+// spans names marks (sorted) as runs: "p0#12-40, p1#7".
+func spans(ms []mark) []string {
+	var out []string
+	for i := 0; i < len(ms); {
+		j := i
+		for j+1 < len(ms) && ms[j+1].Stream == ms[i].Stream && ms[j+1].Seq == ms[j].Seq+1 {
+			j++
+		}
+		if j == i {
+			out = append(out, ms[i].String())
+		} else {
+			out = append(out, fmt.Sprintf("%s-%d", ms[i], ms[j].Seq))
+		}
+		i = j + 1
+	}
+	return out
+}
+
+// sample names at most n of items, and how many more there are.
+func sample[T any](items []T, n int) string {
+	names := make([]string, 0, n)
+	for _, it := range items[:min(n, len(items))] {
+		names = append(names, fmt.Sprint(it))
+	}
+	s := strings.Join(names, ", ")
+	if len(items) > n {
+		s += fmt.Sprintf(" ... (%d more)", len(items)-n)
+	}
+	return s
+}
