@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -400,4 +402,54 @@ func TestJetStreamConsumerConflict(t *testing.T) {
 		t.Fatalf("consumer with another deliver policy: %v, want %q", err, want)
 	}
 	t.Log(err)
+}
+
+// The complaint, on JetStream: the real gateway-client is killed (SIGKILL) in the
+// middle of a stream and started again. Every message the stream acknowledged reached the
+// sensor; duplicates are allowed (counted).
+func TestJetStreamEndToEndClientKilled(t *testing.T) {
+	const n = 300
+	e := startJetStream(t)
+	e.publish(t, "order-", 0, n)
+	gw := testenv.StartGateway(t, newGateway())
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	cfg := testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources:     map[string]string{"orders": e.source("e2e", "")},
+	}
+	client := testenv.StartClient(t, cfg)
+	testenv.Eventually(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if got := len(sensor.Received()); got < n/10 {
+			return fmt.Errorf("%d events at the sensor", got)
+		}
+		return nil
+	})
+	client.Kill()
+	killedAt := len(sensor.Received())
+
+	testenv.StartClient(t, cfg)
+	e.waitConsumer(t, "e2e", acked(n, 0))
+	got := map[uint64]int{}
+	for _, ev := range sensor.Received() {
+		var r received
+		if err := json.Unmarshal(ev.Data(), &r); err != nil || r.JetStream == nil {
+			t.Fatalf("event data %s: %v", ev.Data(), err)
+		}
+		if ext := ev.Extensions()["natssequence"]; fmt.Sprint(ext) != strconv.FormatUint(r.JetStream.Sequence, 10) {
+			t.Errorf("natssequence extension %v, data's sequence %d", ext, r.JetStream.Sequence)
+		}
+		got[r.JetStream.Sequence]++
+	}
+	duplicates := 0
+	for seq := uint64(1); seq <= n; seq++ {
+		switch c := got[seq]; {
+		case c == 0:
+			t.Errorf("stream sequence %d acknowledged, never at the sensor", seq)
+		case c > 1:
+			duplicates += c - 1
+		}
+	}
+	t.Logf("%d messages; client killed after %d had reached the sensor; %d duplicates", n, killedAt, duplicates)
 }
