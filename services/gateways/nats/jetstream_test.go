@@ -453,3 +453,31 @@ func TestJetStreamEndToEndClientKilled(t *testing.T) {
 	}
 	t.Logf("%d messages; client killed after %d had reached the sensor; %d duplicates", n, killedAt, duplicates)
 }
+
+// A gateway server killed (SIGKILL) with events in flight cannot give them back: the server
+// redelivers them after ackWait to the next gateway on the durable consumer, which resumes
+// after what was acknowledged: nothing lost.
+func TestJetStreamGatewayKilled(t *testing.T) {
+	e := startJetStream(t)
+	e.publish(t, "order-", 0, 20)
+	es := &gateways.EventSource{Name: "test", Data: e.source("killed", ", ackWait: 1s")}
+	gw, proc := testenv.StartGatewayProcess(t, testExecutable(t), nil, runAsGateway+"=1")
+	s := testenv.OpenAckedStream(t, gw.Client, es, 10)
+	evs := expectJS(t, s.Stream, "order-", 1, 10)
+	s.Ack(t, delivered, seqs(evs[1], evs[2], evs[3], evs[4], evs[5])...)
+	e.waitConsumer(t, "killed", acked(5, 15)) // 5 in flight, 10 pulled ahead
+	proc.Kill()
+
+	gw, _ = testenv.StartGatewayProcess(t, testExecutable(t), nil, runAsGateway+"=1")
+	s = testenv.OpenAckedStream(t, gw.Client, es, 100)
+	evs = expectJS(t, s.Stream, "order-", 6, 20)
+	var all []jsEvent
+	for _, ev := range evs {
+		if ev.JetStream.NumDelivered != 2 {
+			t.Errorf("stream sequence %d: delivery %d, want 2 (the killed gateway had it)", ev.seq(), ev.JetStream.NumDelivered)
+		}
+		all = append(all, ev)
+	}
+	s.Ack(t, delivered, seqs(all...)...)
+	e.waitConsumer(t, "killed", acked(20, 0))
+}
