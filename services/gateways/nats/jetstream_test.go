@@ -209,11 +209,11 @@ func TestJetStreamHeldEventsDoNotExpire(t *testing.T) {
 	e := startJetStream(t)
 	e.publish(t, "order-", 0, 1)
 	gw := testenv.StartGateway(t, newGateway())
-	s := testenv.OpenAckedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: e.source("held", ", ackWait: 300ms")}, 10)
+	s := testenv.OpenAckedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: e.source("held", ", ackWait: 1s")}, 10)
 	ev := nextJS(t, s.Stream)
-	held := 5 * 300 * time.Millisecond // the behaviour under test is this wait
+	held := 3 * time.Second // the behaviour under test is this wait: three times ackWait
 	if _, err := s.TryNext(held); !errors.Is(err, testenv.ErrNoEvent) {
-		t.Fatalf("while the event was held (%s, ackWait 300ms): %v", held, err)
+		t.Fatalf("while the event was held (%s, ackWait 1s): %v", held, err)
 	}
 	e.waitConsumer(t, "held", func(c *jetstream.ConsumerInfo) error {
 		if c.NumRedelivered != 0 || c.NumAckPending != 1 {
