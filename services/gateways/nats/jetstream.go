@@ -15,8 +15,8 @@ import (
 
 const (
 	// pullBatch is the most messages pulled ahead of emit. They wait in the library, where
-	// no progress ack reaches them, so it stays small: a client that holds emit for longer
-	// than ackWait gets at most these redelivered while it still has them.
+	// no progress ack reaches them, so it stays small: when emit is held back for longer
+	// than ackWait (a full window), at most these expire while waiting and come twice.
 	pullBatch = 64
 	// releaseWait bounds how long a closing connection waits for the messages it had pulled
 	// (to give them back) and for its last acks to reach the server.
