@@ -118,6 +118,35 @@ func TestNATS(t *testing.T) {
 	})
 }
 
+// TestNATSJetStream checks the at-least-once NATS option: two sources are two durable
+// consumers of one stream, and the trigger stores a message in it.
+func TestNATSJetStream(t *testing.T) {
+	srv := natsenv.StartJetStream(t, -1, t.TempDir())
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "CONFORM", Subjects: []string{"conform"}}); err != nil {
+		t.Fatal(err)
+	}
+	source := func(consumer string) string {
+		return fmt.Sprintf("url: %s\nsubject: conform\njetStream:\n  stream: CONFORM\n  consumer: %s", srv.ClientURL(), consumer)
+	}
+	run(t, "nats", suite{
+		valid: source("conform-1"), valid2: source("conform-2"),
+		invalid: "url: " + srv.ClientURL() + "\nsubject: conform\njetStream:\n  consumer: no-stream",
+		trigger: func(context.Context, *gateways.EventSource) error {
+			_, err := js.Publish("conform", []byte(`{"conform":true}`))
+			return err
+		},
+	})
+}
+
 func TestMQTT(t *testing.T) {
 	b := mqttenv.Start(t)
 	source := func(clientID string) string {
