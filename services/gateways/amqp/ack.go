@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -26,6 +27,7 @@ type acker struct {
 	ch    *amqp.Channel
 	log   *slog.Logger
 	queue chan settlement
+	batch []settlement // run's, reused
 
 	mu sync.Mutex
 	// over is set once the session ends. Delivery tags belong to their channel, which is
@@ -58,36 +60,72 @@ func (a *acker) onFate(tag uint64) func(server.Fate) {
 // It stops at the first failure, which closes failed: the channel is broken and the session
 // ends.
 func (a *acker) run(end <-chan struct{}) {
+	var l ledger
 	for {
 		select {
 		case s := <-a.queue:
-			if err := a.settle(s); err != nil {
+			if err := a.settleQueued(&l, s); err != nil {
 				a.fail(err)
 				return
 			}
 		case <-end:
-			a.finish()
+			a.finish(&l)
 			return
 		}
 	}
 }
 
+// settleQueued settles first and whatever else is queued, acknowledging the deliveries that
+// extend the settled prefix of tags with one Ack (multiple), the others one by one.
+func (a *acker) settleQueued(l *ledger, first settlement) error {
+	batch := append(a.batch[:0], first)
+	// Only run takes from the queue: what it holds now is there to take.
+	for n := len(a.queue); n > 0; n-- {
+		batch = append(batch, <-a.queue)
+	}
+	a.batch = batch
+	var acks, requeues []uint64
+	for _, s := range batch {
+		if s.fate == server.FateDelivered || s.fate == server.FateDropped {
+			acks = append(acks, s.tag)
+		} else {
+			requeues = append(requeues, s.tag)
+		}
+	}
+	// Retry, lost: the broker delivers it again. Sent first, so that the Ack up to a tag
+	// does not cover them.
+	for _, tag := range requeues {
+		if err := a.ch.Nack(tag, false, true); err != nil {
+			return fmt.Errorf("requeue delivery %d: %w", tag, err)
+		}
+		l.settled(tag)
+	}
+	upTo, single := l.acknowledge(acks)
+	if upTo > 0 {
+		if err := a.ch.Ack(upTo, true); err != nil {
+			return fmt.Errorf("acknowledge deliveries up to %d: %w", upTo, err)
+		}
+	}
+	for _, tag := range single {
+		if err := a.ch.Ack(tag, false); err != nil {
+			return fmt.Errorf("acknowledge delivery %d: %w", tag, err)
+		}
+	}
+	return nil
+}
+
 // finish settles what is queued once the session ended, while the channel may still be
 // open: a fate known before the end is not left to a redelivery.
-func (a *acker) finish() {
+func (a *acker) finish(l *ledger) {
 	a.mu.Lock()
 	a.over = true
 	a.mu.Unlock()
-	for {
-		select {
-		case s := <-a.queue:
-			if err := a.settle(s); err != nil {
-				a.log.Debug("settle at the end of a session: left to the broker", "deliveryTag", s.tag, "fate", s.fate, "error", err)
-				return
-			}
-		default:
-			return
+	select {
+	case s := <-a.queue:
+		if err := a.settleQueued(l, s); err != nil {
+			a.log.Debug("settle at the end of a session: left to the broker", "error", err)
 		}
+	default:
 	}
 }
 
@@ -106,16 +144,57 @@ func (a *acker) failure() error {
 	return a.err
 }
 
-func (a *acker) settle(s settlement) error {
-	switch s.fate {
-	case server.FateDelivered, server.FateDropped:
-		if err := a.ch.Ack(s.tag, false); err != nil {
-			return fmt.Errorf("acknowledge delivery %d: %w", s.tag, err)
-		}
-	default: // retry, lost: the broker delivers it again
-		if err := a.ch.Nack(s.tag, false, true); err != nil {
-			return fmt.Errorf("requeue delivery %d: %w", s.tag, err)
-		}
+// ledger tracks which delivery tags of a channel are settled, so that acknowledgements in
+// order go out as one Ack of every tag up to the last (multiple), which costs the broker and
+// the connection one frame instead of one per delivery. The broker numbers a channel's
+// deliveries 1, 2, ... and the session hands every one over in that order, so each tag up to
+// the highest is eventually settled (or the session ends).
+type ledger struct {
+	// floor: every tag up to it is settled.
+	floor uint64
+	// above are the settled tags above floor (acknowledged out of order, or requeued):
+	// at most prefetch of them.
+	above map[uint64]struct{}
+}
+
+// settled records tag as settled by other means (requeued).
+func (l *ledger) settled(tag uint64) {
+	if l.above == nil {
+		l.above = map[uint64]struct{}{}
 	}
-	return nil
+	l.above[tag] = struct{}{}
+	l.advance()
+}
+
+// acknowledge records tags as acknowledged (it sorts them) and says how to send that: one
+// Ack of every unsettled tag up to upTo (0: none), and one Ack each of single. Tags up to
+// upTo that were settled before are no longer outstanding at the broker, so the multiple
+// Ack leaves them be.
+func (l *ledger) acknowledge(tags []uint64) (upTo uint64, single []uint64) {
+	slices.Sort(tags)
+	for _, tag := range tags {
+		if tag == l.floor+1 {
+			l.floor, upTo = tag, tag
+			l.advance()
+			continue
+		}
+		// A tag below it is unsettled, and the tags still to come are higher.
+		if l.above == nil {
+			l.above = map[uint64]struct{}{}
+		}
+		l.above[tag] = struct{}{}
+		single = append(single, tag)
+	}
+	return upTo, single
+}
+
+// advance moves floor over the settled tags right above it.
+func (l *ledger) advance() {
+	for {
+		if _, ok := l.above[l.floor+1]; !ok {
+			return
+		}
+		delete(l.above, l.floor+1)
+		l.floor++
+	}
 }

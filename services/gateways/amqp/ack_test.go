@@ -277,3 +277,47 @@ func TestAutoAckIsAtMostOnce(t *testing.T) {
 	endCall(t, s)
 	expectOnly(t, gw, b, es, exchange, queue, nil, false)
 }
+
+func TestLedgerAcknowledgesThePrefixAtOnce(t *testing.T) {
+	type step struct {
+		requeued  uint64 // settled by a requeue first, when not 0
+		acks      []uint64
+		upTo      uint64
+		single    []uint64
+		wantFloor uint64
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"in order", []step{{acks: []uint64{1, 2, 3}, upTo: 3, wantFloor: 3}, {acks: []uint64{4}, upTo: 4, wantFloor: 4}}},
+		{"a gap", []step{{acks: []uint64{1, 3}, upTo: 1, single: []uint64{3}, wantFloor: 1}}},
+		{"the gap filled", []step{
+			{acks: []uint64{3, 4}, single: []uint64{3, 4}},
+			{acks: []uint64{1}, upTo: 1, wantFloor: 1},
+			// 2 extends the prefix over 3 and 4, acknowledged already.
+			{acks: []uint64{2}, upTo: 2, wantFloor: 4},
+		}},
+		{"a requeue in the prefix", []step{
+			{acks: []uint64{1}, upTo: 1, wantFloor: 1},
+			{requeued: 2, acks: []uint64{3, 4}, upTo: 4, wantFloor: 4},
+		}},
+		{"a requeue above", []step{{requeued: 2, acks: []uint64{1, 3}, upTo: 3, wantFloor: 3}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var l ledger
+			for i, s := range tc.steps {
+				if s.requeued != 0 {
+					l.settled(s.requeued)
+				}
+				upTo, single := l.acknowledge(s.acks)
+				slices.Sort(single)
+				if upTo != s.upTo || !slices.Equal(single, s.single) || l.floor != s.wantFloor {
+					t.Errorf("step %d, acks %v: Ack up to %d, singles %v, floor %d; want up to %d, singles %v, floor %d",
+						i, s.acks, upTo, single, l.floor, s.upTo, s.single, s.wantFloor)
+				}
+			}
+		})
+	}
+}
