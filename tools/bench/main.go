@@ -49,8 +49,8 @@ func main() {
 	flag.IntVar(&o.size, "size", 256, "bytes per posted body")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU and heap profiles of the gateway and the client during the gateway's closed-loop run to this folder")
 	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
-	flag.IntVar(&o.concurrency, "delivery-concurrency", 0, "the gateway-client's --delivery-concurrency for the second gateway path (default: -posters)")
-	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the third gateway path (default: -posters)")
+	flag.IntVar(&o.concurrency, "delivery-concurrency", 1, "the gateway-client's --delivery-concurrency for the third gateway path (1: one delivery at a time per sensor, the in-order path)")
+	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the fourth gateway path (default: -posters)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -60,9 +60,6 @@ func main() {
 			os.Exit(1)
 		}
 		return
-	}
-	if o.concurrency == 0 {
-		o.concurrency = o.posters
 	}
 	if o.batchSize == 0 {
 		o.batchSize = o.posters
@@ -84,8 +81,8 @@ type path struct {
 	sensor, bare, relay *proc
 	bareURL, relayURL   string
 	// gateways: the client's default, the same without acknowledgements (--ack-window 0,
-	// the "before" of acknowledged delivery), then with more deliveries in flight per sensor
-	// and with batches.
+	// the "before" of acknowledged delivery), then with another delivery concurrency (one
+	// at a time: the in-order path) and with batches.
 	gateways []*gatewayPath
 	arrivals *arrivals
 }

@@ -28,6 +28,17 @@ const DefaultAckWindow = 256
 // stopAckTimeout bounds the last acknowledgements of a stopping source.
 const stopAckTimeout = 5 * time.Second
 
+// Acknowledgements are coalesced: each Ack message costs a gRPC write and flush here and a
+// read and a wake-up at the server, which at one per event was most of acknowledged
+// delivery's cost. An ack with other events of the call in flight waits up to
+// Options.AckLinger (DefaultAckLinger) for theirs to share its message, up to ackBatchMax
+// seqs; an ack with nothing else in flight goes at once, so that an idle source's events
+// are answered without delay.
+const (
+	DefaultAckLinger = 200 * time.Microsecond
+	ackBatchMax      = 128
+)
+
 var errUnimplemented = errors.New("StreamEventSource not implemented")
 
 // handleUnacked hands an event of a StartEventSource call, which has nothing to acknowledge.
@@ -44,7 +55,7 @@ type ackMsg struct {
 }
 
 // runAcked runs src on srv's StreamEventSource until the call ends: events go to the
-// AckHandler as they come, their acknowledgements back in batches of what is waiting. When
+// AckHandler as they come, their acknowledgements back coalesced (see DefaultAckLinger). When
 // ctx ends, the events not acknowledged yet are reported to be retried and the call is
 // half-closed. It returns errUnimplemented when the server does not offer the call.
 func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (delivered bool, err error) {
@@ -113,14 +124,53 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 		cancelHandler()
 	}
 	batch := make(map[gateways.Ack_Outcome][]uint64)
-	send := func(first ackMsg) error {
-		clear(batch)
-		batch[first.outcome] = append(batch[first.outcome], first.seq)
-		for len(acks) > 0 {
-			a := <-acks
-			batch[a.outcome] = append(batch[a.outcome], a.seq)
-		}
+	n := 0 // seqs in batch
+	add := func(a ackMsg) {
+		batch[a.outcome] = append(batch[a.outcome], a.seq)
+		n++
+	}
+	linger := time.NewTimer(s.opts.AckLinger)
+	linger.Stop()
+	defer linger.Stop()
+	// gather fills batch with first and the acks waiting; with wait, also with those that
+	// come within the linger while other events are in flight.
+	gather := func(first ackMsg, wait bool) {
 		for outcome, seqs := range batch {
+			batch[outcome] = seqs[:0]
+		}
+		n = 0
+		add(first)
+		for n < ackBatchMax && len(acks) > 0 {
+			add(<-acks)
+		}
+		if !wait || n >= ackBatchMax {
+			return
+		}
+		mu.Lock()
+		others := len(outstanding) > n
+		mu.Unlock()
+		if !others {
+			return
+		}
+		linger.Reset(s.opts.AckLinger)
+		defer linger.Stop()
+		for n < ackBatchMax {
+			select {
+			case a := <-acks:
+				add(a)
+			case <-linger.C:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	send := func(first ackMsg, wait bool) error {
+		gather(first, wait)
+		for outcome, seqs := range batch {
+			if len(seqs) == 0 {
+				continue
+			}
 			mu.Lock()
 			for _, seq := range seqs {
 				delete(outstanding, seq)
@@ -135,7 +185,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 	for {
 		select {
 		case a := <-acks:
-			if err := send(a); err != nil {
+			if err := send(a, true); err != nil {
 				// The call is over: Recv says why.
 				finish()
 				err := <-recvDone
@@ -151,7 +201,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 			defer bound.Stop()
 			var err error
 			for err == nil && len(acks) > 0 {
-				err = send(<-acks)
+				err = send(<-acks, false)
 			}
 			if err == nil {
 				mu.Lock()

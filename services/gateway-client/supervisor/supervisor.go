@@ -42,6 +42,9 @@ type Options struct {
 	// AckWindow is the most unacknowledged events a StreamEventSource call may hold
 	// (DefaultAckWindow when 0).
 	AckWindow uint32
+	// AckLinger is how long an acknowledgement may wait for others to share its message
+	// while more events of its call are in flight (DefaultAckLinger when 0).
+	AckLinger time.Duration
 }
 
 // Server is one gateway server that sources can be placed on.
@@ -97,6 +100,9 @@ func NewServers(servers []Server, handle Handler, opts Options) *Supervisor {
 	}
 	if opts.AckWindow == 0 {
 		opts.AckWindow = DefaultAckWindow
+	}
+	if opts.AckLinger <= 0 {
+		opts.AckLinger = DefaultAckLinger
 	}
 	if opts.AckHandler != nil {
 		handle = nil
