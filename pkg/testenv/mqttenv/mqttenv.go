@@ -39,6 +39,9 @@ type Broker struct {
 	acks *ackLog // across restarts
 	mu   sync.Mutex
 	srv  *mqtt.Server // nil while stopped
+	// publishing is held for reading by Publish, and for writing by a session takeover
+	// (takeoverGuard).
+	publishing sync.RWMutex
 }
 
 type options struct {
@@ -106,6 +109,9 @@ func (b *Broker) start(addr string) error {
 	}
 	if err := srv.AddHook(b.acks, nil); err != nil {
 		return fmt.Errorf("add acknowledgement log: %w", err)
+	}
+	if err := srv.AddHook(&takeoverGuard{srv: srv, publishing: &b.publishing}, nil); err != nil {
+		return fmt.Errorf("add takeover guard: %w", err)
 	}
 	if b.opts.storage != "" {
 		store := &storageHook{Hook: new(bolt.Hook)}
@@ -179,12 +185,15 @@ func (b *Broker) Server() *mqtt.Server {
 	return b.srv
 }
 
-// Publish publishes through the broker's inline client, as a remote publisher would.
+// Publish publishes through the broker's inline client, as a remote publisher would. It
+// waits while a client resumes a kept session (see takeoverGuard).
 func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
 	srv := b.Server()
 	if srv == nil {
 		return fmt.Errorf("MQTT broker on %s is stopped", b.Addr)
 	}
+	b.publishing.RLock()
+	defer b.publishing.RUnlock()
 	return srv.Publish(topic, bytes.Clone(payload), false, qos)
 }
 
@@ -243,43 +252,87 @@ func (b *Broker) Inflight(clientID string) int {
 	return cl.State.Inflight.Len()
 }
 
-// Acks are the packet identifiers of the PUBACKs (QoS 1) and PUBRECs (QoS 2) that
-// clientID has sent since the broker was started, across restarts, in the order the
-// broker read them.
-func (b *Broker) Acks(clientID string) []uint16 {
+// Ack is an acknowledgement a client sent: a PUBACK (QoS 1) or PUBREC (QoS 2).
+type Ack struct {
+	PacketID uint16
+	// Payload is that of the message the broker held unacknowledged under PacketID when
+	// the acknowledgement came (nil for none): the message it acknowledges.
+	Payload []byte
+}
+
+// Acks are the acknowledgements that clientID has sent since the broker was started,
+// across restarts, in the order the broker read them.
+func (b *Broker) Acks(clientID string) []Ack {
 	return b.acks.of(clientID)
 }
 
 // ackLog records the acknowledgements that clients send, in order.
 type ackLog struct {
 	mqtt.HookBase
-	mu  sync.Mutex
-	ids map[string][]uint16
+	mu   sync.Mutex
+	acks map[string][]Ack
 }
 
 func (h *ackLog) ID() string { return "mqttenv-acks" }
 
 func (h *ackLog) Provides(b byte) bool { return b == mqtt.OnPacketRead }
 
+// OnPacketRead runs before the broker handles the packet, while the message it
+// acknowledges is still held.
 func (h *ackLog) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if t := pk.FixedHeader.Type; t == packets.Puback || t == packets.Pubrec {
-		h.mu.Lock()
-		if h.ids == nil {
-			h.ids = map[string][]uint16{}
+		ack := Ack{PacketID: pk.PacketID}
+		if m, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+			ack.Payload = bytes.Clone(m.Payload)
 		}
-		h.ids[cl.ID] = append(h.ids[cl.ID], pk.PacketID)
+		h.mu.Lock()
+		if h.acks == nil {
+			h.acks = map[string][]Ack{}
+		}
+		h.acks[cl.ID] = append(h.acks[cl.ID], ack)
 		h.mu.Unlock()
 	}
 	return pk, nil
 }
 
-func (h *ackLog) of(clientID string) []uint16 {
+func (h *ackLog) of(clientID string) []Ack {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.ids[clientID])
+	return slices.Clone(h.acks[clientID])
 }
 
-// storageHook is mochi's bolt storage with two repairs:
+// takeoverGuard keeps Publish from running while a client connects, until the broker has
+// made the new connection the client's. mochi (v2.7.9) first copies a kept session's
+// queued messages to the new connection, then clears the old session, and only then
+// routes the client's messages to the new connection: a message published meanwhile goes
+// to the old session and is dropped, without anybody acknowledging it. A broker must not
+// do that, and tests would count it as lost by the gateway.
+type takeoverGuard struct {
+	mqtt.HookBase
+	srv        *mqtt.Server
+	publishing *sync.RWMutex
+}
+
+func (h *takeoverGuard) ID() string { return "mqttenv-takeover-guard" }
+
+func (h *takeoverGuard) Provides(b byte) bool { return b == mqtt.OnSessionEstablish }
+
+// OnSessionEstablish runs just before the takeover. No hook runs right after it on every
+// path, so a goroutine watches for its end: the new client in the broker's list, or
+// closed (its connect failed), within a few seconds at most.
+func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	h.publishing.Lock()
+	go func() {
+		defer h.publishing.Unlock()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
+			if now, ok := h.srv.Clients.Get(cl.ID); (ok && now == cl) || cl.Closed() {
+				return
+			}
+		}
+	}()
+}
+
+// storageHook is mochi's bolt storage with three repairs:
 //   - It does not store the system statistics: the server's event loop may still write
 //     those while Close closes the database, a race the sessions (written by client
 //     goroutines, which Close waits for) do not have.
@@ -287,7 +340,17 @@ func (h *ackLog) of(clientID string) []uint16 {
 //     hook does not store (mochi's other stores do) but keeps at the end of each message's
 //     key: without them every message queued for a client would load as packet 0, one
 //     overwriting the other.
+//   - It keeps the queued messages of a session that a new connection takes over: mochi
+//     clears them from the old session after copying them to the new one, which deletes
+//     them from the store too (same keys) until they are sent again.
 type storageHook struct{ *bolt.Hook }
+
+func (h storageHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if cl.IsTakenOver() {
+		return
+	}
+	h.Hook.OnQosDropped(cl, pk)
+}
 
 func (h storageHook) Provides(b byte) bool {
 	return b != mqtt.OnSysInfoTick && b != mqtt.StoredSysInfo && h.Hook.Provides(b)

@@ -13,10 +13,9 @@ import (
 )
 
 // connect connects clientID with a persistent session; what it receives (and acknowledges)
-// goes to the channel returned.
-func connect(t *testing.T, b *mqttenv.Broker, clientID string) (paho.Client, <-chan string) {
+// goes to got.
+func connect(t *testing.T, b *mqttenv.Broker, clientID string, got chan<- string) paho.Client {
 	t.Helper()
-	got := make(chan string, 100)
 	opts := paho.NewClientOptions().AddBroker(b.URL).SetClientID(clientID).SetCleanSession(false).
 		SetAutoReconnect(false).SetOrderMatters(true)
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) })
@@ -25,7 +24,7 @@ func connect(t *testing.T, b *mqttenv.Broker, clientID string) (paho.Client, <-c
 		t.Fatalf("connect %s: %v", clientID, tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(0) })
-	return c, got
+	return c
 }
 
 func disconnect(t *testing.T, b *mqttenv.Broker, c paho.Client, clientID string) {
@@ -68,7 +67,8 @@ func publish(t *testing.T, b *mqttenv.Broker, bodies ...string) {
 // the client acknowledged stays acknowledged.
 func TestStorageKeepsSessionsAcrossRestarts(t *testing.T) {
 	b := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()))
-	c, _ := connect(t, b, "keeper")
+	got := make(chan string, 100)
+	c := connect(t, b, "keeper", got)
 	if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
@@ -86,7 +86,7 @@ func TestStorageKeepsSessionsAcrossRestarts(t *testing.T) {
 		t.Fatalf("%d messages queued for the session after the restart, want the 3 queued before", n)
 	}
 
-	c, got := connect(t, b, "keeper")
+	c = connect(t, b, "keeper", got)
 	if m := receive(t, got, 3); !slices.Equal(m, []string{"m0", "m1", "m2"}) {
 		t.Fatalf("received %q after the restart, want m0, m1, m2", m)
 	}
@@ -107,7 +107,7 @@ func TestStorageKeepsSessionsAcrossRestarts(t *testing.T) {
 	if n := b.Inflight("keeper"); n != 0 {
 		t.Fatalf("%d messages queued after a second restart, want none: all were acknowledged", n)
 	}
-	_, got = connect(t, b, "keeper")
+	connect(t, b, "keeper", got)
 	publish(t, b, "marker")
 	if m := receive(t, got, 1); m[0] != "marker" {
 		t.Fatalf("received %q, want only the marker", m)
@@ -117,7 +117,7 @@ func TestStorageKeepsSessionsAcrossRestarts(t *testing.T) {
 // Without storage a restart forgets the session and what was queued for it.
 func TestRestartWithoutStorageForgets(t *testing.T) {
 	b := mqttenv.Start(t)
-	c, _ := connect(t, b, "forgotten")
+	c := connect(t, b, "forgotten", make(chan string, 100))
 	if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
@@ -129,5 +129,55 @@ func TestRestartWithoutStorageForgets(t *testing.T) {
 	b.Restart()
 	if n := b.Inflight("forgotten"); n != 0 {
 		t.Fatalf("%d messages queued after the restart, want none", n)
+	}
+}
+
+// Messages published while a client resumes its kept session, again and again, all reach
+// it: none goes to the old session as the new connection takes it over.
+func TestPublishDuringTakeoverLosesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []mqttenv.Option
+	}{
+		{name: "in memory"},
+		{name: "with storage", opts: []mqttenv.Option{mqttenv.WithStorage(t.TempDir())}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mqttenv.Start(t, tc.opts...)
+			const n = 3000
+			got := make(chan string, n)
+			c := connect(t, b, "resumer", got)
+			if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Fatalf("subscribe: %v", tok.Error())
+			}
+			published := make(chan error, 1)
+			go func() {
+				for i := range n {
+					if err := b.Publish("kept", []byte(fmt.Sprint(i)), 1); err != nil {
+						published <- err
+						return
+					}
+				}
+				published <- nil
+			}()
+			seen := map[string]bool{}
+			for range 5 {
+				disconnect(t, b, c, "resumer")
+				c = connect(t, b, "resumer", got)
+				seen[<-got] = true // a message came through the new connection
+			}
+			if err := <-published; err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.After(10 * time.Second)
+			for len(seen) < n {
+				select {
+				case m := <-got:
+					seen[m] = true
+				case <-deadline:
+					t.Fatalf("%d of %d messages arrived; the broker holds %d unacknowledged", len(seen), n, b.Inflight("resumer"))
+				}
+			}
+		})
 	}
 }

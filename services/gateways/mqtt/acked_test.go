@@ -55,17 +55,26 @@ func waitInflight(t testing.TB, b *mqttenv.Broker, clientID string, n int) {
 	})
 }
 
+// acked are the message IDs of the acknowledgements clientID sent, in order.
+func acked(b *mqttenv.Broker, clientID string) []uint16 {
+	var ids []uint16
+	for _, a := range b.Acks(clientID) {
+		ids = append(ids, a.PacketID)
+	}
+	return ids
+}
+
 // waitAcks waits until clientID sent as many acknowledgements as want, and fails unless
 // they are want.
 func waitAcks(t testing.TB, b *mqttenv.Broker, clientID string, want []uint16) {
 	t.Helper()
 	testenv.Eventually(t, 10*time.Second, time.Millisecond, func() error {
-		if got := b.Acks(clientID); len(got) < len(want) {
+		if got := acked(b, clientID); len(got) < len(want) {
 			return fmt.Errorf("acknowledged message IDs %v, want %v", got, want)
 		}
 		return nil
 	})
-	if got := b.Acks(clientID); !slices.Equal(got, want) {
+	if got := acked(b, clientID); !slices.Equal(got, want) {
 		t.Fatalf("acknowledged message IDs %v, want %v (in the order received, and none whose fate or whose predecessors' is unknown)", got, want)
 	}
 }
@@ -133,7 +142,7 @@ func TestAcknowledgedInOrderAfterTheFate(t *testing.T) {
 			waitAcks(t, broker, id, want[:2])
 			s.Ack(t, delivered, events[2].seq)
 			waitInflight(t, broker, id, 0)
-			if got := broker.Acks(id); !slices.Equal(got, want) {
+			if got := acked(broker, id); !slices.Equal(got, want) {
 				t.Fatalf("the broker got acknowledgements for message IDs %v, want %v (the order received)", got, want)
 			}
 		})
@@ -154,7 +163,7 @@ func TestRetryHasTheMessageSentAgain(t *testing.T) {
 	s.Ack(t, retry, events[1].seq)
 
 	seqs := expectRedelivered(t, s, "m1", "m2")
-	if got := broker.Acks("again"); !slices.Equal(got, []uint16{events[0].MessageID}) {
+	if got := acked(broker, "again"); !slices.Equal(got, []uint16{events[0].MessageID}) {
 		t.Fatalf("acknowledged message IDs %v before the redelivery was acknowledged, want only m0's %d", got, events[0].MessageID)
 	}
 	s.Ack(t, delivered, seqs...)
@@ -205,4 +214,63 @@ func TestCleanSessionRetryIsAtMostOnce(t *testing.T) {
 	if e := nextAcked(t, s, 1)[0]; e.body != "after0" {
 		t.Fatalf("got %q, want the message published after the retry: nothing is sent again", e.body)
 	}
+}
+
+// With a broker that keeps its sessions across a restart, restarts in the middle of a
+// stream lose nothing: what the gateway had not acknowledged when the broker stopped, and
+// what was published while the gateway was reconnecting, come (again).
+func TestBrokerRestartWithStorageLosesNothing(t *testing.T) {
+	broker := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()))
+	gw := testenv.StartGateway(t, gateway{})
+	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: kept\nclientId: kept\n%s", broker.URL, fastBackoff))
+	waitSubscribed(t, broker, "kept")
+	l := newLedger("kept")
+	for round := range 3 {
+		l.publish(t, broker, fmt.Sprintf("before%d-", round), 100)
+		broker.Restart()
+		l.publish(t, broker, fmt.Sprintf("after%d-", round), 100)
+		l.receiveAllAcking(t, s)
+	}
+	l.drainAcking(t, s, broker, "kept")
+	t.Logf("published %d, all delivered, %d of them twice (marked as duplicates)", len(l.published), l.duplicates)
+}
+
+// receiveAllAcking is receiveAll on an acknowledged call, acknowledging each event as
+// delivered.
+func (l *ledger) receiveAllAcking(t testing.TB, s *testenv.AckedStream) {
+	t.Helper()
+	for len(l.seen) < len(l.published) {
+		l.takeAcking(t, s, nextAcked(t, s, 1)[0])
+	}
+}
+
+// drainAcking acknowledges the duplicates still coming on s, until the broker holds
+// nothing unacknowledged for clientID.
+func (l *ledger) drainAcking(t testing.TB, s *testenv.AckedStream, b *mqttenv.Broker, clientID string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, time.Millisecond, func() error {
+		for ev := s.Queued(); ev != nil; ev = s.Queued() {
+			r := testenv.DecodeJSON[received](t, ev)
+			l.takeAcking(t, s, seen{received: r, seq: ev.GetSeq(), body: r.text(t)})
+		}
+		if n := b.Inflight(clientID); n != 0 {
+			return fmt.Errorf("the broker holds %d unacknowledged messages for %q", n, clientID)
+		}
+		return nil
+	})
+}
+
+// takeAcking records e and acknowledges it as delivered.
+func (l *ledger) takeAcking(t testing.TB, s *testenv.AckedStream, e seen) {
+	t.Helper()
+	switch {
+	case e.Topic != l.topic || !l.published[e.body]:
+		t.Fatalf("event %+v (body %q) was not published", e.received, e.body)
+	case l.seen[e.body] && !e.Duplicate:
+		t.Fatalf("%q delivered twice, the second time not marked as a duplicate", e.body)
+	case l.seen[e.body]:
+		l.duplicates++
+	}
+	l.seen[e.body] = true
+	s.Ack(t, delivered, e.seq)
 }

@@ -19,9 +19,12 @@ const benchWindow = 1000
 
 // BenchmarkConsume measures QoS 1 messages per second from the broker: "raw" with paho's
 // own subscription (the baseline, acknowledging each message in its handler), "gateway"
-// through the gateway server's gRPC stream (acknowledging each after hand-off). Both read
-// b.N 100-byte messages published by the broker's inline client as they go (at most
-// benchWindow ahead). Compare the two msgs/s of one run:
+// through the gateway server's StartEventSource stream (what a client with --ack-window 0
+// gets: each message acknowledged after hand-off), "gateway-acked" through a
+// StreamEventSource call with the default window, whose reader acknowledges each event as
+// delivered as soon as it has it (each message acknowledged to the broker after that). All
+// read b.N 100-byte messages published by the broker's inline client as they go (at most
+// benchWindow ahead). Compare the msgs/s of one run:
 //
 //	go test -run '^$' -bench Consume -benchtime 20000x ./services/gateways/mqtt
 func BenchmarkConsume(b *testing.B) {
@@ -73,6 +76,27 @@ func BenchmarkConsume(b *testing.B) {
 		b.ResetTimer()
 		w := publishing(topic, b.N)
 		testenv.ConsumeStream(b, s, w.Credit)
+		b.StopTimer()
+		if err := w.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	})
+
+	b.Run("gateway-acked", func(b *testing.B) {
+		runs++
+		topic := fmt.Sprintf("bench/acked/%d", runs)
+		server := testenv.StartGateway(b, gateway{})
+		data := fmt.Sprintf("url: %s\ntopic: %s\nclientId: bench-acked-%d", broker.URL, topic, runs)
+		s := testenv.OpenAckedStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: data}, 0)
+		waitSubscribed(b, broker, topic)
+		b.ResetTimer()
+		w := publishing(topic, b.N)
+		for range b.N {
+			s.Ack(b, gateways.Ack_OUTCOME_DELIVERED, s.Next(b, time.Minute).GetSeq())
+			w.Credit()
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		b.StopTimer()
 		if err := w.Wait(); err != nil {
 			b.Fatal(err)
