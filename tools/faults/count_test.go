@@ -15,6 +15,14 @@ func TestCount(t *testing.T) {
 		}
 		return out
 	}
+	// d are deliveries of stream's seqs; a negative seq is one the broker resent.
+	d := func(stream string, seqs ...int) []delivery {
+		out := make([]delivery, len(seqs))
+		for i, s := range seqs {
+			out[i] = delivery{mark: mark{Stream: stream, Seq: max(s, -s)}, resent: s < 0}
+		}
+		return out
+	}
 	acked := func(ms ...mark) map[mark]bool {
 		out := map[mark]bool{}
 		for _, x := range ms {
@@ -24,40 +32,52 @@ func TestCount(t *testing.T) {
 	}
 	tests := []struct {
 		name           string
-		deliveries     []mark
+		deliveries     []delivery
 		acked          map[mark]bool
 		ordered        bool
 		wantDelivered  int
 		wantDuplicates int
 		wantLost       []mark
 		wantViolations []string
+		wantResent     []string
 	}{
-		{name: "in order", deliveries: m("p0", 1, 2, 3), acked: acked(m("p0", 1, 2, 3)...), ordered: true,
+		{name: "in order", deliveries: d("p0", 1, 2, 3), acked: acked(m("p0", 1, 2, 3)...), ordered: true,
 			wantDelivered: 3},
-		{name: "redelivered after a crash: duplicates, not violations", deliveries: m("p0", 1, 2, 3, 2, 3, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
+		{name: "redelivered after a crash: duplicates, not violations", deliveries: d("p0", 1, 2, 3, 2, 3, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
 			wantDelivered: 4, wantDuplicates: 2},
-		{name: "first delivery after a newer one", deliveries: m("p0", 1, 3, 2, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
+		{name: "first delivery after a newer one", deliveries: d("p0", 1, 3, 2, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
 			wantDelivered: 4, wantViolations: []string{"p0#2 after #3"}},
-		{name: "unordered source", deliveries: m("p0", 1, 3, 2), acked: acked(m("p0", 1, 2, 3)...),
+		{name: "resent by the broker out of order", deliveries: d("p0", 1, 3, -2, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
+			wantDelivered: 4, wantResent: []string{"p0#2 after #3"}},
+		{name: "unordered source", deliveries: d("p0", 1, 3, 2), acked: acked(m("p0", 1, 2, 3)...),
 			wantDelivered: 3},
-		{name: "streams are apart", deliveries: append(m("p1", 5), m("p0", 1)...), acked: acked(), ordered: true,
+		{name: "streams are apart", deliveries: append(d("p1", 5), d("p0", 1)...), acked: acked(), ordered: true,
 			wantDelivered: 2},
-		{name: "acknowledged, never delivered", deliveries: m("p0", 1, 3), acked: acked(m("p0", 1, 2, 3)...), ordered: true,
+		{name: "acknowledged, never delivered", deliveries: d("p0", 1, 3), acked: acked(m("p0", 1, 2, 3)...), ordered: true,
 			wantDelivered: 2, wantLost: m("p0", 2)},
-		{name: "unacknowledged and undelivered is no loss", deliveries: m("p0", 1), acked: acked(m("p0", 1)...),
+		{name: "unacknowledged and undelivered is no loss", deliveries: d("p0", 1), acked: acked(m("p0", 1)...),
 			wantDelivered: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := count(tc.deliveries, tc.acked, tc.ordered)
 			if got.delivered != tc.wantDelivered || got.duplicates != tc.wantDuplicates ||
-				!slices.Equal(got.lost, tc.wantLost) || !slices.Equal(got.violations, tc.wantViolations) {
-				t.Errorf("delivered %d, duplicates %d, lost %v, violations %v; want %d, %d, %v, %v",
-					got.delivered, got.duplicates, got.lost, got.violations,
-					tc.wantDelivered, tc.wantDuplicates, tc.wantLost, tc.wantViolations)
+				!slices.Equal(got.lost, tc.wantLost) || !slices.Equal(names(got.violations), tc.wantViolations) ||
+				!slices.Equal(names(got.resentOutOfOrder), tc.wantResent) {
+				t.Errorf("delivered %d, duplicates %d, lost %v, violations %v, resent out of order %v; want %d, %d, %v, %v, %v",
+					got.delivered, got.duplicates, got.lost, got.violations, got.resentOutOfOrder,
+					tc.wantDelivered, tc.wantDuplicates, tc.wantLost, tc.wantViolations, tc.wantResent)
 			}
 		})
 	}
+}
+
+func names(vs []violation) []string {
+	var out []string
+	for _, v := range vs {
+		out = append(out, v.String())
+	}
+	return out
 }
 
 func TestSpans(t *testing.T) {
