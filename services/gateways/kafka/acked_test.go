@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -12,6 +13,22 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/protos/gateways"
 )
+
+// runAsGateway makes this test binary the Kafka gateway process when a test re-executes it:
+// main runs as it does in a pod.
+const runAsGateway = "EVENTGATE_TEST_RUN_AS_KAFKA_GATEWAY"
+
+func TestMain(m *testing.M) { os.Exit(testenv.MainOrTests(m, runAsGateway, main, nil)) }
+
+// startGatewayProcess runs this test binary as the gateway server, a process of its own.
+func startGatewayProcess(t testing.TB) (*testenv.Gateway, *testenv.Process) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testenv.StartGatewayProcess(t, exe, nil, runAsGateway+"=1")
+}
 
 // ackedRecord is one event of a StreamEventSource call: the seq to acknowledge it by, and
 // the record it carries.
@@ -180,6 +197,33 @@ func TestRecordsOfADeadCallComeAgainOnTheNextCall(t *testing.T) {
 	}
 	if got := b.committed("lost", "lost"); got != 2 {
 		t.Fatalf("committed offset %d after the call died, want 2", got)
+	}
+}
+
+// A gateway server killed with SIGKILL has committed no further than the acknowledged
+// prefix: the next one starts at the first record not acknowledged.
+func TestKilledGatewayCommittedOnlyTheAcknowledgedPrefix(t *testing.T) {
+	b := startBroker(t, map[string]int32{"crash": 1})
+	es := groupSource(b, "crash", "crash")
+	b.produceValues("crash", testenv.Numbered("record", 0, 10)...)
+	gw, proc := startGatewayProcess(t)
+	s := testenv.OpenAckedStream(t, gw.Client, es, 20)
+	recs := readAcked(t, s, 10)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 3, 1, 0, 2, 6, 9)...)
+	if got := b.waitCommitted("crash", "crash", 0, -1); got != 4 {
+		t.Fatalf("committed offset %d, want 4", got)
+	}
+	proc.Kill()
+	if got := b.committed("crash", "crash"); got != 4 {
+		t.Fatalf("committed offset %d once the gateway was killed, want 4", got)
+	}
+
+	gw, _ = startGatewayProcess(t)
+	s = testenv.OpenAckedStream(t, gw.Client, es, 20)
+	for i, r := range readAcked(t, s, 6) {
+		if want := int64(4 + i); r.Offset != want {
+			t.Fatalf("after the crash, event %d is offset %d, want %d: every record from the first unacknowledged one", i, r.Offset, want)
+		}
 	}
 }
 
