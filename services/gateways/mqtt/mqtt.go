@@ -148,14 +148,16 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		}
 		return fmt.Errorf("connect to %s: %w", config.RedactURLs(s.cfg.URL), err)
 	}
+	// conn is the connection's life: the acker ends it (errRedeliver) when a message must
+	// come again.
+	conn, endConn := context.WithCancelCause(ctx)
+	defer endConn(nil)
 	// The acker stops before the disconnect, and is waited for after it: an Ack held up by
 	// a stuck connection returns once Disconnect closed it.
-	redeliver, stopRedeliver := context.WithCancelCause(ctx)
-	defer stopRedeliver(nil)
 	stopAcks, acked := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(acked)
-		acks.run(stopAcks, stopRedeliver)
+		acks.run(stopAcks, endConn)
 	}()
 	defer func() { <-acked }()
 	defer client.Disconnect(disconnectQuiesce)
@@ -190,8 +192,8 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 
 	for {
 		select {
-		case <-redeliver.Done():
-			return stopped(ctx, redeliver)
+		case <-conn.Done():
+			return stopped(ctx, conn)
 		case err := <-lost:
 			return fmt.Errorf("connection to the MQTT broker lost: %w", err)
 		case r := <-msgs:
@@ -204,9 +206,9 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 				return err
 			}
 			ev.OnFate = func(f server.Fate) { acks.settle(r.ack, f) }
-			if err := emit(redeliver, ev); err != nil {
-				if redeliver.Err() != nil {
-					return stopped(ctx, redeliver)
+			if err := emit(conn, ev); err != nil {
+				if conn.Err() != nil {
+					return stopped(ctx, conn)
 				}
 				return err // not acknowledged: a persistent session gets it again
 			}
@@ -221,13 +223,13 @@ type inbound struct {
 	ack *delivery
 }
 
-// stopped is session's result once its context ended: nil when the source stops, or why
-// the connection is given up (a message to be redelivered).
-func stopped(ctx, session context.Context) error {
+// stopped is session's result once conn ended: nil when the source stops (ctx), or why the
+// connection is given up (a message to be redelivered).
+func stopped(ctx, conn context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	return context.Cause(session)
+	return context.Cause(conn)
 }
 
 // options builds the client options; TLS files and secrets are read per connection, so
