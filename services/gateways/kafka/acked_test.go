@@ -124,7 +124,7 @@ func TestGroupCommitsOnlyTheAcknowledgedPrefix(t *testing.T) {
 		// prefix stops at the gap at 3.
 		{name: "out of order, then the first", outcome: gateways.Ack_OUTCOME_DELIVERED, offsets: []int64{4, 2, 1, 0}, want: 3},
 		{name: "dropped counts as handled", outcome: gateways.Ack_OUTCOME_DROPPED, offsets: []int64{3}, want: 5},
-		{name: "a batch out of order", outcome: gateways.Ack_OUTCOME_DELIVERED, offsets: []int64{9, 6, 8, 5, 7}, batch: true, want: 10},
+		{name: "a batch out of order", outcome: gateways.Ack_OUTCOME_DELIVERED, offsets: []int64{9, 6, 8, 7, 5}, batch: true, want: 10},
 	}
 	was := int64(-1)
 	for _, st := range steps {
@@ -137,7 +137,8 @@ func TestGroupCommitsOnlyTheAcknowledgedPrefix(t *testing.T) {
 			}
 		}
 		// The first commit after the step must be the prefix itself: a commit past a gap
-		// would show first.
+		// would show first. (Each step's last ack completes its prefix, so no commit of a
+		// shorter one can come between.)
 		if was = b.waitCommitted("prefix", "prefix", 0, was); was != st.want {
 			t.Fatalf("%s: committed offset %d, want %d", st.name, was, st.want)
 		}
@@ -168,7 +169,7 @@ func TestRetryFateRedeliversTheRecord(t *testing.T) {
 	if got := b.committed("retries", "retries"); got != 2 {
 		t.Fatalf("committed offset %d once the retried record came again, want 2 (below it)", got)
 	}
-	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, again[0].seq, again[1].seq, again[2].seq)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, again[1].seq, again[2].seq, again[0].seq)
 	if got := b.waitCommitted("retries", "retries", 0, 2); got != 5 {
 		t.Fatalf("committed offset %d once all were delivered, want 5", got)
 	}
@@ -181,7 +182,7 @@ func TestRecordsOfADeadCallComeAgainOnTheNextCall(t *testing.T) {
 	es := groupSource(b, "lost", "lost")
 	s := testenv.OpenAckedStream(t, gw.Client, es, 10)
 	recs := readAcked(t, s, 5)
-	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 0, 1, 3)...)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 1, 3, 0)...)
 	// The client dies: the call ends with 2 and 4 unacknowledged (Lost).
 	if got := b.waitCommitted("lost", "lost", 0, -1); got != 2 {
 		t.Fatalf("committed offset %d, want 2", got)
@@ -209,7 +210,7 @@ func TestKilledGatewayCommittedOnlyTheAcknowledgedPrefix(t *testing.T) {
 	gw, proc := startGatewayProcess(t)
 	s := testenv.OpenAckedStream(t, gw.Client, es, 20)
 	recs := readAcked(t, s, 10)
-	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 3, 1, 0, 2, 6, 9)...)
+	s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, seqsAt(t, recs, 0, 3, 1, 2, 6, 9, 0)...)
 	if got := b.waitCommitted("crash", "crash", 0, -1); got != 4 {
 		t.Fatalf("committed offset %d, want 4", got)
 	}
