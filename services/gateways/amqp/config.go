@@ -70,9 +70,9 @@ type Consume struct {
 	AutoAck   bool `json:"autoAck,omitempty"`
 	Exclusive bool `json:"exclusive,omitempty"`
 	// Prefetch is how many unacknowledged messages the broker sends ahead (default 100).
-	// Acknowledged at the client's acknowledgement, it bounds the messages on their way
-	// from the broker to the sensors, so it also bounds the throughput to about prefetch
-	// per sensor round trip.
+	// As messages are acknowledged once the client acknowledged them, it is also the most
+	// messages on their way from the broker to the sensors: the throughput is at most
+	// prefetch per round trip (broker to sensor, and the acknowledgement back).
 	Prefetch int `json:"prefetch,omitempty"`
 }
 
