@@ -97,16 +97,16 @@ func (q *ackQueue) take() (ack []paho.Message, redeliver *delivery) {
 	return ack, redeliver
 }
 
-// run acknowledges messages as their fates come in, until stop is closed or a message
-// must be redelivered: it then calls redeliver with the reason and acknowledges no more
-// on this connection, so that the broker sends that message (and those after it) again
-// when the session resumes.
+// run acknowledges messages as their fates come in, until stop is closed (it then
+// acknowledges what is settled, once more) or a message must be redelivered: it then calls
+// redeliver with the reason and acknowledges no more on this connection, so that the
+// broker sends that message (and those after it) again when the session resumes.
 func (q *ackQueue) run(stop <-chan struct{}, redeliver func(error)) {
-	for {
+	for stopping := false; !stopping; {
 		select {
 		case <-q.woken:
 		case <-stop:
-			return
+			stopping = true
 		}
 		ack, again := q.take()
 		// paho passes acknowledgements to the connection through one unbuffered chain of

@@ -152,17 +152,27 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	// come again.
 	conn, endConn := context.WithCancelCause(ctx)
 	defer endConn(nil)
-	// The acker stops before the disconnect, and is waited for after it: an Ack held up by
-	// a stuck connection returns once Disconnect closed it.
 	stopAcks, acked := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(acked)
 		acks.run(stopAcks, endConn)
 	}()
-	defer func() { <-acked }()
-	defer client.Disconnect(disconnectQuiesce)
-	defer close(stopAcks)
-	defer close(done) // first: a handler waiting on msgs lets go, so Disconnect does not wait on it
+	defer func() {
+		close(done) // first: a handler waiting on msgs lets go, so Disconnect does not wait on it
+		// The acker acknowledges what is settled before the disconnect (on a
+		// StartEventSource call, every message handed over), for at most
+		// disconnectQuiesce: an Ack held up by a stuck connection returns once Disconnect
+		// closed it.
+		close(stopAcks)
+		flushed := time.NewTimer(disconnectQuiesce * time.Millisecond)
+		select {
+		case <-acked:
+		case <-flushed.C:
+		}
+		flushed.Stop()
+		client.Disconnect(disconnectQuiesce)
+		<-acked
+	}()
 	present := connect.(*paho.ConnectToken).SessionPresent()
 	if present && s.subscribed {
 		// The broker kept the subscription with the session. Subscribing again is not only
