@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,10 +52,13 @@ const (
 	settleWithin = 15 * time.Second
 )
 
-// TestFaults runs every gateway's scenario in parallel, each with its own broker, gateway
-// server, gateway-client and sensor.
+// TestFaults runs every gateway's scenario at once, each with its own broker, gateway
+// server, gateway-client and sensor. The subtests run in goroutines of their own rather
+// than with t.Parallel, which -parallel (GOMAXPROCS, 2 here) would hold to two at a time:
+// the scenarios wait far more than they compute.
 func TestFaults(t *testing.T) {
 	cfg := loadSettings(t)
+	var scenarios sync.WaitGroup
 	t.Logf("fault suite seed %d (replay: %s=%d), %d rounds, %d events/s per gateway", cfg.seed, envSeed, cfg.seed, cfg.rounds, cfg.rate)
 	for _, sc := range []struct {
 		name  string
@@ -65,14 +69,18 @@ func TestFaults(t *testing.T) {
 		{"amqp", amqpSystem},
 		{"mqtt", mqttSystem},
 	} {
-		t.Run(sc.name, func(t *testing.T) {
-			if cfg.gateways != nil && !cfg.gateways[sc.name] {
-				t.Skipf("not in %s", envGateways)
-			}
-			t.Parallel()
-			run(t, cfg, sc.name, sc.setup)
-		})
+		scenarios.Add(1)
+		go func() {
+			defer scenarios.Done()
+			t.Run(sc.name, func(t *testing.T) {
+				if cfg.gateways != nil && !cfg.gateways[sc.name] {
+					t.Skipf("not in %s", envGateways)
+				}
+				run(t, cfg, sc.name, sc.setup)
+			})
+		}()
 	}
+	scenarios.Wait()
 }
 
 // faultKinds are what happens to a running path, each cfg.rounds times per gateway, in an

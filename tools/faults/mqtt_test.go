@@ -35,28 +35,8 @@ func mqttSystem(t *testing.T, l *ledger) *system {
 		}
 		return droppedBefore.Load()
 	}
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(broker.URL).SetClientID("faults-publisher").
-		SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(time.Second))
-	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect the MQTT publisher: %v", tok.Error())
-	}
-	t.Cleanup(func() { pub.Disconnect(100) })
-	publish := func(evs []mark) (int, error) {
-		toks := make([]paho.Token, len(evs))
-		for i, m := range evs {
-			toks[i] = pub.Publish(mqttTopic, 1, false, m.body())
-		}
-		for i, tok := range toks {
-			if !tok.WaitTimeout(10 * time.Second) {
-				return i, fmt.Errorf("no PUBACK for %s within 10s", evs[i])
-			}
-			if err := tok.Error(); err != nil {
-				return i, fmt.Errorf("publish %s: %w", evs[i], err)
-			}
-		}
-		return len(evs), nil
-	}
+	pub := &mqttPublisher{url: broker.URL}
+	t.Cleanup(pub.close)
 	return &system{
 		gatewayType: "mqtt",
 		source: fmt.Sprintf("url: %s\ntopic: %s\nclientId: %s\ncleanSession: false\nqos: 1\njsonBody: true\nbackoff: {duration: 100ms, factor: 1}",
@@ -72,7 +52,7 @@ func mqttSystem(t *testing.T, l *ledger) *system {
 		},
 		send: func(ctx context.Context, evs []mark) {
 			retry(ctx, func() error {
-				n, err := publish(evs)
+				n, err := pub.publish(evs)
 				l.ack(evs[:n]...)
 				evs = evs[n:]
 				return err
@@ -94,5 +74,49 @@ func mqttSystem(t *testing.T, l *ledger) *system {
 			}
 			return nil
 		},
+	}
+}
+
+// mqttPublisher publishes at QoS 1: a PUBACK is the broker's acknowledgement.
+type mqttPublisher struct {
+	url    string
+	client paho.Client // nil: connect first
+}
+
+// publish sends evs and returns how many of them, from the first, the broker PUBACKed.
+// After a failure the connection is dropped with whatever it still queued, and the next
+// call connects afresh: a client that reconnects by itself would send what it queued
+// meanwhile ahead of the events retried, out of order.
+func (p *mqttPublisher) publish(evs []mark) (int, error) {
+	if p.client == nil {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(p.url).SetClientID("faults-publisher").
+			SetCleanSession(true).SetOrderMatters(true).SetAutoReconnect(false).SetConnectTimeout(2 * time.Second))
+		if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			c.Disconnect(0)
+			return 0, fmt.Errorf("connect the MQTT publisher: %v", tok.Error())
+		}
+		p.client = c
+	}
+	toks := make([]paho.Token, len(evs))
+	for i, m := range evs {
+		toks[i] = p.client.Publish(mqttTopic, 1, false, m.body())
+	}
+	for i, tok := range toks {
+		err := errors.New("no PUBACK within 10s")
+		if tok.WaitTimeout(10 * time.Second) {
+			err = tok.Error()
+		}
+		if err != nil {
+			p.close()
+			return i, fmt.Errorf("publish %s: %w", evs[i], err)
+		}
+	}
+	return len(evs), nil
+}
+
+func (p *mqttPublisher) close() {
+	if p.client != nil {
+		p.client.Disconnect(0)
+		p.client = nil
 	}
 }
