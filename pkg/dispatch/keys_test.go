@@ -28,50 +28,77 @@ func keyedEvent(i int, key Key) cloudevents.Event {
 	return ev
 }
 
+// idGate holds each delivery until the test releases that event.
+type idGate struct {
+	started chan string
+	mu      sync.Mutex
+	gates   map[string]chan struct{}
+}
+
+func (g *idGate) gate(id string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gates[id] == nil {
+		g.gates[id] = make(chan struct{})
+	}
+	return g.gates[id]
+}
+
+func (g *idGate) Send(ctx context.Context, ev cloudevents.Event) error {
+	g.started <- ev.ID()
+	select {
+	case <-g.gate(ev.ID()):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *idGate) Close() error   { return nil }
+func (g *idGate) String() string { return "gate" }
+
 func TestKeysInFlightOneDeliveryEach(t *testing.T) {
-	s := &gateSender{started: make(chan string, 20), release: make(chan struct{})}
-	d := New([]Target{{Name: "gate", Sender: s}}, Options{Concurrency: 4, AttemptTimeout: time.Minute, Backoff: fastBackoff, Log: testenv.Logger(t)})
+	g := &idGate{started: make(chan string, 20), gates: map[string]chan struct{}{}}
+	d := New([]Target{{Name: "gate", Sender: g}}, Options{Concurrency: 4, AttemptTimeout: time.Minute, Backoff: fastBackoff, Log: testenv.Logger(t)})
 	t.Cleanup(func() { d.Close(0) })
-	// Three keys, three events each, interleaved: 0, 3 and 6 are key a's.
+	// Three keys, three events each: 0, 1 and 2 are key a's, 3 to 5 b's, 6 to 8 the
+	// source's keyless ones.
 	keys := []Key{{Source: "src", Ordering: "a"}, {Source: "src", Ordering: "b"}, {Source: "other"}}
 	for i := range 9 {
 		if err := d.DispatchThen(t.Context(), keys[i/3], event(i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// With four workers, each key has its first event in flight and no more: a fourth
-	// delivery would be a second one of some key.
-	started := map[string]bool{}
-	for range 3 {
+	next := func() string {
+		t.Helper()
 		select {
-		case id := <-s.started:
-			started[id] = true
+		case id := <-g.started:
+			return id
 		case <-time.After(10 * time.Second):
-			t.Fatalf("deliveries started: %v; want one of each of the 3 keys at once", started)
+			t.Fatal("no delivery started")
+			return ""
 		}
 	}
+	// With four workers, each key has its first event in flight and no more: a fourth
+	// delivery would be a second one of some key.
+	started := map[string]bool{next(): true, next(): true, next(): true}
 	if !started["evt-0"] || !started["evt-3"] || !started["evt-6"] {
 		t.Fatalf("deliveries started: %v; want evt-0, evt-3 and evt-6, each key's first", started)
 	}
 	select {
-	case id := <-s.started:
+	case id := <-g.started:
 		t.Fatalf("%s started while its key's previous event was in flight", id)
 	case <-time.After(quiet):
 	}
-	// Released one at a time, each key's events follow in order.
-	next := map[int]int{0: 1, 1: 1, 2: 1} // by key: the index of its next event
-	for range 6 {
-		s.release <- struct{}{}
-		select {
-		case id := <-s.started:
-			i, _ := strconv.Atoi(id[len("evt-"):])
-			if k := i / 3; i%3 != next[k] {
-				t.Fatalf("%s started; key %d's next event is evt-%d", id, k, 3*k+next[k])
-			} else {
-				next[k]++
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no delivery started after one ended")
+	// Each delivery's end starts its key's next event, in order, whatever the order the
+	// keys end in.
+	for _, step := range []struct{ end, want string }{
+		{"evt-3", "evt-4"}, {"evt-0", "evt-1"}, {"evt-6", "evt-7"}, {"evt-4", "evt-5"},
+		{"evt-7", "evt-8"}, {"evt-1", "evt-2"},
+	} {
+		close(g.gate(step.end))
+		if got := next(); got != step.want {
+			t.Fatalf("%s ended, then %s started; want its key's next, %s", step.end, got, step.want)
 		}
 	}
 }

@@ -87,7 +87,10 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 		key := dispatch.Key{Source: source, Ordering: ev.GetOrderingKey()}
 		return d.DispatchThen(ctx, key, ce, func() { ack(gateways.Ack_OUTCOME_DELIVERED) })
 	}
-	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log, AckHandler: handle, AckWindow: uint32(cfg.ackWindow)}
+	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log, AckHandler: handle, AckWindow: uint32(cfg.ackWindow), AckLinger: cfg.ackLinger}
+	if cfg.ackLinger == 0 {
+		opts.AckLinger = supervisor.NoAckLinger
+	}
 	if cfg.ackWindow == 0 {
 		// Unacknowledged, as before StreamEventSource.
 		opts.AckHandler = nil

@@ -9,11 +9,13 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/eventgate/eventgate/pkg/dispatch"
+	"github.com/eventgate/eventgate/services/gateway-client/supervisor"
 )
 
 // clientConfig is the client's command line. Local mode reads the Gateway and its event sources
@@ -37,6 +39,8 @@ type clientConfig struct {
 	batchSize int
 	// ackWindow is supervisor.Options.AckWindow; 0 runs every source unacknowledged.
 	ackWindow int
+	// ackLinger is supervisor.Options.AckLinger, 0 meaning none.
+	ackLinger time.Duration
 	// serverTLS is how the gateway servers are dialled: plaintext unless a flag is set.
 	serverTLS serverTLS
 
@@ -68,6 +72,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", defaultDeliveryConcurrency, "deliveries in flight per sensor, each of a different ordering key: events of one key (a source's events without one share its order) reach a sensor in order whatever the concurrency")
 	fs.IntVar(&cfg.batchSize, "batch-size", 1, "events one HTTP delivery may carry, in order, when they are waiting (CloudEvents batch mode: only for sensors that accept it; 1 sends each alone, as v0.10 sensors expect)")
 	fs.IntVar(&cfg.ackWindow, "ack-window", 256, "unacknowledged events per source: each event is acknowledged to its gateway server only once every sensor took it (StreamEventSource; StartEventSource, unacknowledged, on servers without it); 0: never acknowledge, StartEventSource only")
+	fs.DurationVar(&cfg.ackLinger, "ack-linger", supervisor.DefaultAckLinger, "how long an acknowledgement may wait for others of its source to share its message while more of its events are in flight (an ack with none in flight goes at once); 0: send only what is waiting")
 	fs.StringVar(&cfg.serverTLS.ca, "server-tls-ca", "", "dial the gateway servers over TLS, verifying them with the CAs in this PEM file (default: plaintext; the system's CAs with --server-tls-cert)")
 	fs.StringVar(&cfg.serverTLS.cert, "server-tls-cert", "", "dial the gateway servers over TLS, presenting this client certificate (PEM; with --server-tls-key)")
 	fs.StringVar(&cfg.serverTLS.key, "server-tls-key", "", "the key of --server-tls-cert (PEM)")
@@ -101,6 +106,9 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	}
 	if cfg.ackWindow < 0 || cfg.ackWindow > maxAckWindow {
 		problems = append(problems, fmt.Errorf("--ack-window must be within 0..%d, got %d", maxAckWindow, cfg.ackWindow))
+	}
+	if cfg.ackLinger < 0 || cfg.ackLinger > maxAckLinger {
+		problems = append(problems, fmt.Errorf("--ack-linger must be within 0..%s, got %s", maxAckLinger, cfg.ackLinger))
 	}
 	if cfg.batchSize <= 0 {
 		problems = append(problems, fmt.Errorf("--batch-size must be positive, got %d", cfg.batchSize))
@@ -175,6 +183,10 @@ func (s *serverAddrs) Set(v string) error {
 // ordering key) overlap enough that a sensor's round trip does not cap the path, while a
 // source's keyless events still go one at a time, in order.
 const defaultDeliveryConcurrency = 64
+
+// maxAckLinger keeps a mistyped --ack-linger from holding acknowledgements (and with them
+// the gateways' answers upstream) for long.
+const maxAckLinger = 100 * time.Millisecond
 
 // maxAckWindow is the largest window the gateway servers grant.
 const maxAckWindow = 10000

@@ -145,6 +145,7 @@ func TestFlagsNameWhatIsMissing(t *testing.T) {
 		{"queue", []string{"--gateway", "g", "--event-sources", "e", "--queue-size", "0"}, nil, "--queue-size must be positive, got 0"},
 		{"delivery concurrency", []string{"--gateway", "g", "--event-sources", "e", "--delivery-concurrency", "0"}, nil, "--delivery-concurrency must be positive, got 0"},
 		{"batch size", []string{"--gateway", "g", "--event-sources", "e", "--batch-size", "-1"}, nil, "--batch-size must be positive, got -1"},
+		{"ack linger", []string{"--gateway", "g", "--event-sources", "e", "--ack-linger", "1s"}, nil, "--ack-linger must be within 0..100ms, got 1s"},
 		{"sensor", []string{"--gateway", "g", "--event-sources", "e", "--sensor", "ftp://x"}, nil, `invalid value "ftp://x" for flag -sensor: "ftp://x" is not an http(s) URL`},
 		{"server", []string{"--gateway-name", "n", "--server", "calendar=localhost"}, nil, `invalid value "calendar=localhost" for flag -server: "calendar=localhost": want [TYPE=]HOST:PORT`},
 		{"server type", []string{"--gateway-name", "n", "--server", "=localhost:1"}, nil, `invalid value "=localhost:1" for flag -server: "=localhost:1": empty TYPE before '='`},

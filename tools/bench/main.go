@@ -35,6 +35,7 @@ type options struct {
 	concurrency  int
 	batchSize    int
 	rounds       int
+	extra        string
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
 	flag.IntVar(&o.concurrency, "delivery-concurrency", 1, "the gateway-client's --delivery-concurrency for the third gateway path (1: one delivery at a time per sensor, the in-order path)")
 	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the fourth gateway path (default: -posters)")
+	flag.StringVar(&o.extra, "extra", "", "the gateway-client's flags for one more gateway path, gateway-x (e.g. \"--ack-linger 0\"), to compare in the same run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -144,8 +146,12 @@ func run(ctx context.Context, o options) error {
 	client := newPosterClient(o.posters)
 	fmt.Printf("%d posters, %s closed loop and %s at %d events/s per path in %d rounds, %d-byte bodies\n",
 		o.posters, o.duration, o.rateDuration, o.rate, o.rounds, o.size)
-	fmt.Printf("gateway: the client's default flags; %s: --ack-window 0 (unacknowledged, StartEventSource); %s: --delivery-concurrency %d; %s: --batch-size %d\n\n",
+	fmt.Printf("gateway: the client's default flags; %s: --ack-window 0 (unacknowledged, StartEventSource); %s: --delivery-concurrency %d; %s: --batch-size %d\n",
 		p.gateways[1].name, p.gateways[2].name, o.concurrency, p.gateways[3].name, o.batchSize)
+	if o.extra != "" {
+		fmt.Printf("gateway-x: %s\n", o.extra)
+	}
+	fmt.Println()
 
 	for _, t := range targets {
 		// Warm-up: connections open, pools and heaps grown, before anything is measured.
@@ -244,15 +250,20 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 	if p.relay, err = start("relay", self, []string{"-serve", "relay", "-listen", addr["relay"], "-sink", sensorURL}, nil, dir, nil); err != nil {
 		return p, err
 	}
-	for _, g := range []struct {
+	type variant struct {
 		name string
 		args []string // the gateway-client's flags that make this path
-	}{
+	}
+	variants := []variant{
 		{"gateway", nil},
 		{unackedPath, []string{"--ack-window", "0"}},
 		{fmt.Sprintf("gateway-c%d", o.concurrency), []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
 		{fmt.Sprintf("gateway-b%d", o.batchSize), []string{"--batch-size", strconv.Itoa(o.batchSize)}},
-	} {
+	}
+	if o.extra != "" {
+		variants = append(variants, variant{"gateway-x", strings.Fields(o.extra)})
+	}
+	for _, g := range variants {
 		gp, err := startGateway(dir, bins, g.name, sensorURL, g.args, o.profileDir != "")
 		if gp != nil {
 			p.gateways = append(p.gateways, gp)

@@ -39,6 +39,9 @@ const (
 	ackBatchMax      = 128
 )
 
+// NoAckLinger as Options.AckLinger sends each ack with the acks already waiting, no more.
+const NoAckLinger time.Duration = -1
+
 var errUnimplemented = errors.New("StreamEventSource not implemented")
 
 // handleUnacked hands an event of a StartEventSource call, which has nothing to acknowledge.
@@ -129,7 +132,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 		batch[a.outcome] = append(batch[a.outcome], a.seq)
 		n++
 	}
-	linger := time.NewTimer(s.opts.AckLinger)
+	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
 	// gather fills batch with first and the acks waiting; with wait, also with those that
@@ -143,7 +146,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 		for n < ackBatchMax && len(acks) > 0 {
 			add(<-acks)
 		}
-		if !wait || n >= ackBatchMax {
+		if !wait || n >= ackBatchMax || s.opts.AckLinger < 0 {
 			return
 		}
 		mu.Lock()

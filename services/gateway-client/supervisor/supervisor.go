@@ -43,7 +43,8 @@ type Options struct {
 	// (DefaultAckWindow when 0).
 	AckWindow uint32
 	// AckLinger is how long an acknowledgement may wait for others to share its message
-	// while more events of its call are in flight (DefaultAckLinger when 0).
+	// while more events of its call are in flight (DefaultAckLinger when 0; NoAckLinger:
+	// only the acks already waiting share it).
 	AckLinger time.Duration
 }
 
@@ -101,7 +102,7 @@ func NewServers(servers []Server, handle Handler, opts Options) *Supervisor {
 	if opts.AckWindow == 0 {
 		opts.AckWindow = DefaultAckWindow
 	}
-	if opts.AckLinger <= 0 {
+	if opts.AckLinger == 0 {
 		opts.AckLinger = DefaultAckLinger
 	}
 	if opts.AckHandler != nil {
