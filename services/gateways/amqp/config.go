@@ -47,9 +47,10 @@ type ExchangeDeclare struct {
 }
 
 // QueueDeclare are the options of the source's queue. The default, v0.10's, is a
-// server-named exclusive queue: it lives as long as the connection, so messages published
-// while the source is disconnected are not kept for it. To lose nothing across gateway and
-// broker restarts, name a durable, non-exclusive queue.
+// server-named exclusive queue: it lives as long as the connection, which lasts as long as
+// the client's call, so neither the messages published while the source is disconnected
+// nor those unacknowledged when the call or the connection ends are kept for it. To lose
+// nothing across client, gateway and broker restarts, name a durable, non-exclusive queue.
 type QueueDeclare struct {
 	Name       string `json:"name,omitempty"`
 	Durable    bool   `json:"durable,omitempty"`
