@@ -19,7 +19,7 @@ func TestCount(t *testing.T) {
 	d := func(stream string, seqs ...int) []delivery {
 		out := make([]delivery, len(seqs))
 		for i, s := range seqs {
-			out[i] = delivery{mark: mark{Stream: stream, Seq: max(s, -s)}, resent: s < 0}
+			out[i] = delivery{mark: mark{Stream: stream, Seq: max(s, -s)}, pos: int64(max(s, -s)), resent: s < 0}
 		}
 		return out
 	}
@@ -49,6 +49,10 @@ func TestCount(t *testing.T) {
 			wantDelivered: 4, wantViolations: []string{"p0#2 after #3"}},
 		{name: "resent by the broker out of order", deliveries: d("p0", 1, 3, -2, 4), acked: acked(m("p0", 1, 2, 3, 4)...), ordered: true,
 			wantDelivered: 4, wantResent: []string{"p0#2 after #3"}},
+		{name: "a log's order, not the seqs'", deliveries: []delivery{{mark{"p0", 3}, 10, false}, {mark{"p0", 1}, 11, false}, {mark{"p0", 2}, 12, false}, {mark{"p0", 3}, 13, false}},
+			acked: acked(m("p0", 1, 2, 3)...), ordered: true, wantDelivered: 3, wantDuplicates: 1},
+		{name: "a log read out of order", deliveries: []delivery{{mark{"p0", 1}, 10, false}, {mark{"p0", 3}, 12, false}, {mark{"p0", 2}, 11, false}},
+			acked: acked(m("p0", 1, 2, 3)...), ordered: true, wantDelivered: 3, wantViolations: []string{"p0#2 (at 11) after 12"}},
 		{name: "unordered source", deliveries: d("p0", 1, 3, 2), acked: acked(m("p0", 1, 2, 3)...),
 			wantDelivered: 3},
 		{name: "streams are apart", deliveries: append(d("p1", 5), d("p0", 1)...), acked: acked(), ordered: true,

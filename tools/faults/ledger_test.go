@@ -74,6 +74,11 @@ func (l *ledger) ackedMarks() map[mark]bool {
 // delivery is an event as the sensor took it.
 type delivery struct {
 	mark
+	// pos is its place in the stream's order: the record's offset where the broker keeps
+	// a log (Kafka), else the load's seq. A producer that retries a failed batch may
+	// write part of it twice, and the copies in another order than the seqs: the log is
+	// the order a consumer owes.
+	pos int64
 	// resent: the broker flagged the message as sent again (MQTT's DUP), after a
 	// connection that ended before the gateway acknowledged it.
 	resent bool
@@ -82,11 +87,16 @@ type delivery struct {
 // violation is an event delivered for the first time after a later event of its stream.
 type violation struct {
 	mark
-	after  int
-	resent bool
+	pos, after int64
+	resent     bool
 }
 
-func (v violation) String() string { return fmt.Sprintf("%s after #%d", v.mark, v.after) }
+func (v violation) String() string {
+	if v.pos == int64(v.Seq) {
+		return fmt.Sprintf("%s after #%d", v.mark, v.after)
+	}
+	return fmt.Sprintf("%s (at %d) after %d", v.mark, v.pos, v.after)
+}
 
 // tally is what reached the sensor, against what was acknowledged.
 type tally struct {
@@ -112,7 +122,7 @@ type tally struct {
 func count(deliveries []delivery, acked map[mark]bool, ordered bool) tally {
 	var t tally
 	seen := make(map[mark]bool, len(deliveries))
-	newest := map[string]int{}
+	newest := map[string]int64{}
 	for _, d := range deliveries {
 		m := d.mark
 		if seen[m] {
@@ -121,15 +131,15 @@ func count(deliveries []delivery, acked map[mark]bool, ordered bool) tally {
 		}
 		seen[m] = true
 		t.delivered++
-		if ordered && m.Seq < newest[m.Stream] {
-			v := violation{mark: m, after: newest[m.Stream], resent: d.resent}
+		if ordered && d.pos < newest[m.Stream] {
+			v := violation{mark: m, pos: d.pos, after: newest[m.Stream], resent: d.resent}
 			if d.resent {
 				t.resentOutOfOrder = append(t.resentOutOfOrder, v)
 			} else {
 				t.violations = append(t.violations, v)
 			}
 		}
-		newest[m.Stream] = max(newest[m.Stream], m.Seq)
+		newest[m.Stream] = max(newest[m.Stream], d.pos)
 	}
 	for m := range acked {
 		if !seen[m] {
@@ -151,6 +161,7 @@ func deliveries(events []event.Event) (out []delivery, unreadable []string) {
 		var p struct {
 			Body      json.RawMessage `json:"body"`
 			Duplicate bool            `json:"duplicate"` // MQTT's DUP flag
+			Offset    *int64          `json:"offset"`    // Kafka's
 		}
 		var m mark
 		err := json.Unmarshal(ev.Data(), &p)
@@ -164,7 +175,11 @@ func deliveries(events []event.Event) (out []delivery, unreadable []string) {
 			unreadable = append(unreadable, ev.ID())
 			continue
 		}
-		out = append(out, delivery{mark: m, resent: p.Duplicate})
+		d := delivery{mark: m, pos: int64(m.Seq), resent: p.Duplicate}
+		if p.Offset != nil {
+			d.pos = *p.Offset
+		}
+		out = append(out, d)
 	}
 	return out, unreadable
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +14,9 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
-// webhookSystem: callers POST each event and retry until they get a 200, as the README tells
-// them to; a 200 is the acknowledgement. There is no broker to restart.
+// webhookSystem: callers POST each event and retry until they get a 200, after the
+// Retry-After pause when there is one, as the README tells them to; a 200 is the
+// acknowledgement. There is no broker to restart.
 func webhookSystem(t *testing.T, l *ledger) *system {
 	_, port, _ := net.SplitHostPort(testenv.FreePort(t))
 	url := "http://127.0.0.1:" + port + "/faults"
@@ -37,7 +39,8 @@ func webhookSystem(t *testing.T, l *ledger) *system {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return &statusError{resp.StatusCode}
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			return &statusError{code: resp.StatusCode, wait: time.Duration(wait) * time.Second}
 		}
 		l.ack(m)
 		return nil
@@ -67,6 +70,12 @@ func webhookSystem(t *testing.T, l *ledger) *system {
 	}
 }
 
-type statusError struct{ code int }
+// statusError is a refusal, with the pause the gateway asked for (Retry-After).
+type statusError struct {
+	code int
+	wait time.Duration
+}
 
 func (e *statusError) Error() string { return http.StatusText(e.code) }
+
+func (e *statusError) retryAfter() time.Duration { return e.wait }
