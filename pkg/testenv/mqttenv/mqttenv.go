@@ -39,9 +39,6 @@ type Broker struct {
 	acks *ackLog // across restarts
 	mu   sync.Mutex
 	srv  *mqtt.Server // nil while stopped
-	// publishing is held for reading by Publish, and for writing by a session takeover
-	// (takeoverGuard).
-	publishing sync.RWMutex
 }
 
 type options struct {
@@ -110,7 +107,7 @@ func (b *Broker) start(addr string) error {
 	if err := srv.AddHook(b.acks, nil); err != nil {
 		return fmt.Errorf("add acknowledgement log: %w", err)
 	}
-	if err := srv.AddHook(&takeoverGuard{srv: srv, publishing: &b.publishing}, nil); err != nil {
+	if err := srv.AddHook(newTakeoverGuard(srv), nil); err != nil {
 		return fmt.Errorf("add takeover guard: %w", err)
 	}
 	if b.opts.storage != "" {
@@ -185,15 +182,12 @@ func (b *Broker) Server() *mqtt.Server {
 	return b.srv
 }
 
-// Publish publishes through the broker's inline client, as a remote publisher would. It
-// waits while a client resumes a kept session (see takeoverGuard).
+// Publish publishes through the broker's inline client, as a remote publisher would.
 func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
 	srv := b.Server()
 	if srv == nil {
 		return fmt.Errorf("MQTT broker on %s is stopped", b.Addr)
 	}
-	b.publishing.RLock()
-	defer b.publishing.RUnlock()
 	return srv.Publish(topic, bytes.Clone(payload), false, qos)
 }
 
@@ -301,34 +295,100 @@ func (h *ackLog) of(clientID string) []Ack {
 	return slices.Clone(h.acks[clientID])
 }
 
-// takeoverGuard keeps Publish from running while a client connects, until the broker has
-// made the new connection the client's. mochi (v2.7.9) first copies a kept session's
-// queued messages to the new connection, then clears the old session, and only then
-// routes the client's messages to the new connection: a message published meanwhile goes
-// to the old session and is dropped, without anybody acknowledging it. A broker must not
-// do that, and tests would count it as lost by the gateway.
+// takeoverGuard holds publishes back while a client connects, until the broker has made
+// the new connection the client's, and holds the connect until the publishes under way
+// are routed. mochi (v2.7.9) first copies a kept session's queued messages to the new
+// connection, then clears the old session, and only then routes the client's messages to
+// the new connection: a message published meanwhile goes to the old session and is
+// dropped, though its publisher got its PUBACK. A broker must not do that, and tests would
+// count it as lost by the gateway.
 type takeoverGuard struct {
 	mqtt.HookBase
-	srv        *mqtt.Server
-	publishing *sync.RWMutex
+	srv *mqtt.Server
+
+	mu   sync.Mutex
+	cond *sync.Cond // signalled on every change below
+	// takeovers is how many clients are connecting.
+	takeovers int
+	// publishing counts the publishes between OnPublish and OnPublished, per publisher: one
+	// whose connection fails in between has no OnPublished, and is forgotten at its
+	// OnDisconnect.
+	publishing map[*mqtt.Client]int
+	total      int
+}
+
+// publishesWait bounds how long a connect waits for the publishes under way: a publish
+// whose PUBACK waits for a publisher that does not read.
+const publishesWait = 2 * time.Second
+
+func newTakeoverGuard(srv *mqtt.Server) *takeoverGuard {
+	h := &takeoverGuard{srv: srv, publishing: map[*mqtt.Client]int{}}
+	h.cond = sync.NewCond(&h.mu)
+	return h
 }
 
 func (h *takeoverGuard) ID() string { return "mqttenv-takeover-guard" }
 
-func (h *takeoverGuard) Provides(b byte) bool { return b == mqtt.OnSessionEstablish }
+func (h *takeoverGuard) Provides(b byte) bool {
+	return b == mqtt.OnSessionEstablish || b == mqtt.OnPublish || b == mqtt.OnPublished || b == mqtt.OnDisconnect
+}
+
+func (h *takeoverGuard) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for h.takeovers > 0 {
+		h.cond.Wait()
+	}
+	h.publishing[cl]++
+	h.total++
+	return pk, nil
+}
+
+func (h *takeoverGuard) OnPublished(cl *mqtt.Client, _ packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.publishing[cl] > 0 {
+		h.publishing[cl]--
+		h.total--
+		h.cond.Broadcast()
+	}
+}
+
+func (h *takeoverGuard) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total -= h.publishing[cl]
+	delete(h.publishing, cl)
+	h.cond.Broadcast()
+}
 
 // OnSessionEstablish runs just before the takeover. No hook runs right after it on every
 // path, so a goroutine watches for its end: the new client in the broker's list, or
 // closed (its connect failed), within a few seconds at most.
 func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
-	h.publishing.Lock()
+	h.mu.Lock()
+	h.takeovers++
+	waited := time.AfterFunc(publishesWait, func() {
+		h.mu.Lock()
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	})
+	for deadline := time.Now().Add(publishesWait); h.total > 0 && time.Now().Before(deadline); {
+		h.cond.Wait()
+	}
+	h.mu.Unlock()
+	waited.Stop()
+
 	go func() {
-		defer h.publishing.Unlock()
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
 			if now, ok := h.srv.Clients.Get(cl.ID); (ok && now == cl) || cl.Closed() {
-				return
+				break
 			}
 		}
+		h.mu.Lock()
+		h.takeovers--
+		h.cond.Broadcast()
+		h.mu.Unlock()
 	}()
 }
 

@@ -133,51 +133,66 @@ func TestRestartWithoutStorageForgets(t *testing.T) {
 }
 
 // Messages published while a client resumes its kept session, again and again, all reach
-// it: none goes to the old session as the new connection takes it over.
+// it: none goes to the old session as the new connection takes it over. Published by the
+// broker's inline client (Publish) and by a client over the network.
 func TestPublishDuringTakeoverLosesNothing(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []mqttenv.Option
-	}{
-		{name: "in memory"},
-		{name: "with storage", opts: []mqttenv.Option{mqttenv.WithStorage(t.TempDir())}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			b := mqttenv.Start(t, tc.opts...)
-			const n = 3000
-			got := make(chan string, n)
-			c := connect(t, b, "resumer", got)
-			if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Fatalf("subscribe: %v", tok.Error())
-			}
-			published := make(chan error, 1)
-			go func() {
-				for i := range n {
-					if err := b.Publish("kept", []byte(fmt.Sprint(i)), 1); err != nil {
-						published <- err
-						return
+	for _, store := range []bool{false, true} {
+		for _, network := range []bool{false, true} {
+			t.Run(fmt.Sprintf("storage %t, network publisher %t", store, network), func(t *testing.T) {
+				var opts []mqttenv.Option
+				if store {
+					opts = append(opts, mqttenv.WithStorage(t.TempDir()))
+				}
+				b := mqttenv.Start(t, opts...)
+				publish := func(body string) error { return b.Publish("kept", []byte(body), 1) }
+				if network {
+					p := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID("publisher").SetAutoReconnect(false))
+					if tok := p.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+						t.Fatalf("connect the publisher: %v", tok.Error())
+					}
+					t.Cleanup(func() { p.Disconnect(0) })
+					publish = func(body string) error {
+						if tok := p.Publish("kept", 1, false, body); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+							return fmt.Errorf("publish %s: no PUBACK: %v", body, tok.Error())
+						}
+						return nil
 					}
 				}
-				published <- nil
-			}()
-			seen := map[string]bool{}
-			for range 5 {
-				disconnect(t, b, c, "resumer")
-				c = connect(t, b, "resumer", got)
-				seen[<-got] = true // a message came through the new connection
-			}
-			if err := <-published; err != nil {
-				t.Fatal(err)
-			}
-			deadline := time.After(10 * time.Second)
-			for len(seen) < n {
-				select {
-				case m := <-got:
-					seen[m] = true
-				case <-deadline:
-					t.Fatalf("%d of %d messages arrived; the broker holds %d unacknowledged", len(seen), n, b.Inflight("resumer"))
+				const n = 2000
+				got := make(chan string, n)
+				c := connect(t, b, "resumer", got)
+				if tok := c.Subscribe("kept", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					t.Fatalf("subscribe: %v", tok.Error())
 				}
-			}
-		})
+				published := make(chan error, 1)
+				go func() {
+					for i := range n {
+						if err := publish(fmt.Sprint(i)); err != nil {
+							published <- err
+							return
+						}
+					}
+					published <- nil
+				}()
+				seen := map[string]bool{}
+				for range 5 {
+					disconnect(t, b, c, "resumer")
+					c = connect(t, b, "resumer", got)
+					seen[<-got] = true // a message came through the new connection
+				}
+				if err := <-published; err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.After(10 * time.Second)
+				for len(seen) < n {
+					select {
+					case m := <-got:
+						seen[m] = true
+					case <-deadline:
+						t.Fatalf("%d of %d messages arrived; the broker holds %d unacknowledged", len(seen), n, b.Inflight("resumer"))
+					}
+				}
+			})
+		}
 	}
 }
