@@ -92,21 +92,7 @@ func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *le
 	rng := cfg.rng(name)
 	l := newLedger()
 	sys := setup(t, l)
-
-	// Every fault leaves the component it hits where it was: the same sensor URL, gateway
-	// address and event source.
-	// Its log, one line per event, would bury the suite's own in -v output.
-	sensor := testenv.StartRestartableSensor(t, sensorsink.WithKeep(1<<24), sensorsink.WithLogger(slog.New(slog.DiscardHandler)))
-	bin := testenv.Binary(t, "services/gateways/"+sys.gatewayType)
-	addr := testenv.FreePort(t)
-	server := testenv.StartGatewayOnPort(t, bin, addr)
-	clientCfg := testenv.ClientConfig{
-		GatewayType: sys.gatewayType,
-		Servers:     []string{addr},
-		Sensors:     []string{sensor.URL},
-		Sources:     map[string]string{"faults": sys.source},
-	}
-	client := testenv.StartClient(t, clientCfg)
+	p := startPath(t, sys)
 	if sys.ready != nil {
 		testenv.Eventually(t, 60*time.Second, 50*time.Millisecond, sys.ready)
 	}
@@ -136,20 +122,7 @@ func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *le
 		gap := between(rng, 500*time.Millisecond, 3*time.Second)
 		time.Sleep(gap) // a fault's random point in the load, not a wait for anything
 		at := time.Since(began).Round(100 * time.Millisecond)
-		switch kind {
-		case "client-kill":
-			client.Kill()
-			client = testenv.StartClient(t, clientCfg)
-		case "server-kill":
-			server.Kill()
-			server = testenv.StartGatewayOnPort(t, bin, addr)
-		case "sensor-down":
-			sensor.Down()
-			time.Sleep(sensorDown) // the length of the outage
-			sensor.Up()
-		case "broker-restart":
-			sys.restartBroker(t, rng)
-		}
+		p.inject(kind, rng)
 		done = append(done, fmt.Sprintf("%s@%s", kind, at))
 		t.Logf("%s: %s at %s (after a %s gap), back at %s", name, kind, at, gap.Round(10*time.Millisecond), time.Since(began).Round(100*time.Millisecond))
 	}
@@ -165,31 +138,18 @@ func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *le
 	// What the upstream no longer holds is delivered by now or never: the deliveries still
 	// on their way get a moment.
 	waitFor(settleWithin, func() error {
-		got, _ := deliveries(sensor.Received())
+		got, _ := deliveries(p.sensor.Received())
 		if n := len(count(got, acked, false).lost); n > 0 {
 			return fmt.Errorf("%d acknowledged events not delivered yet", n)
 		}
 		return nil
 	})
-	got, unreadable := deliveries(sensor.Received())
+	got, unreadable := deliveries(p.sensor.Received())
 	res := count(got, acked, sys.ordered)
 	sent, _ := l.counts()
-	violations := fmt.Sprint(len(res.violations))
-	if n := len(res.resentOutOfOrder); n > 0 {
-		violations += fmt.Sprintf(" (and %d among messages the broker resent out of order)", n)
-	}
-	if !sys.ordered {
-		violations = "n/a (unordered source)"
-	}
-	// Undelivered events are lost once the upstream holds nothing more; until then some
-	// may still be on their way, held by a stuck gateway.
-	lost := fmt.Sprint(len(res.lost))
-	if drainErr != nil {
-		lost = fmt.Sprintf("%d undelivered (not drained: %v)", len(res.lost), drainErr)
-	}
 	cfg.summarize(t, fmt.Sprintf("SUMMARY %s: seed %d, %d faults [%s] (broker restart: %s), sent %d, acked %d, delivered %d, lost %s, duplicates %d, order violations %s, %s",
 		name, cfg.seed, len(done), strings.Join(done, " "), sys.brokerFault, sent, len(acked), res.delivered,
-		lost, res.duplicates, violations, time.Since(began).Round(time.Second)))
+		lostField(res, drainErr), res.duplicates, violationsField(res, sys.ordered), time.Since(began).Round(time.Second)))
 
 	if drainErr != nil {
 		t.Errorf("%s: upstream not drained within %s of the last fault: %v", name, drainWithin, drainErr)
@@ -212,6 +172,74 @@ func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *le
 	}
 	if len(unreadable) > 0 {
 		t.Errorf("%s: %d events at the sensor carry no mark of the load: %s", name, len(unreadable), sample(unreadable, 10))
+	}
+}
+
+// lostField is the summary's count of lost events. Undelivered events are lost once the
+// upstream holds nothing more; until then some may still be held by a stuck gateway.
+func lostField(res tally, drainErr error) string {
+	if drainErr != nil {
+		return fmt.Sprintf("%d undelivered (not drained: %v)", len(res.lost), drainErr)
+	}
+	return fmt.Sprint(len(res.lost))
+}
+
+func violationsField(res tally, ordered bool) string {
+	if !ordered {
+		return "n/a (unordered source)"
+	}
+	s := fmt.Sprint(len(res.violations))
+	if n := len(res.resentOutOfOrder); n > 0 {
+		s += fmt.Sprintf(" (and %d among messages the broker resent out of order)", n)
+	}
+	return s
+}
+
+// path is what carries a gateway's events from its upstream to the sensor, the faults'
+// target. Every fault leaves the component it hits where it was: the same sensor URL,
+// gateway address and event source.
+type path struct {
+	t         *testing.T
+	sys       *system
+	sensor    *testenv.RestartableSensor
+	bin, addr string
+	server    *testenv.Process
+	clientCfg testenv.ClientConfig
+	client    *testenv.Client
+}
+
+func startPath(t *testing.T, sys *system) *path {
+	// The sensor's log, one line per event, would bury the suite's own in -v output.
+	sensor := testenv.StartRestartableSensor(t, sensorsink.WithKeep(1<<24), sensorsink.WithLogger(slog.New(slog.DiscardHandler)))
+	p := &path{t: t, sys: sys, sensor: sensor, bin: testenv.Binary(t, "services/gateways/"+sys.gatewayType), addr: testenv.FreePort(t)}
+	p.server = testenv.StartGatewayOnPort(t, p.bin, p.addr)
+	p.clientCfg = testenv.ClientConfig{
+		GatewayType: sys.gatewayType,
+		Servers:     []string{p.addr},
+		Sensors:     []string{sensor.URL},
+		Sources:     map[string]string{"faults": sys.source},
+	}
+	p.client = testenv.StartClient(t, p.clientCfg)
+	return p
+}
+
+// inject does a fault of kind and returns once the component is back.
+func (p *path) inject(kind string, rng *rand.Rand) {
+	switch kind {
+	case "client-kill":
+		p.client.Kill()
+		p.client = testenv.StartClient(p.t, p.clientCfg)
+	case "server-kill":
+		p.server.Kill()
+		p.server = testenv.StartGatewayOnPort(p.t, p.bin, p.addr)
+	case "sensor-down":
+		p.sensor.Down()
+		time.Sleep(sensorDown) // the length of the outage
+		p.sensor.Up()
+	case "broker-restart":
+		p.sys.restartBroker(p.t, rng)
+	default:
+		p.t.Fatalf("unknown fault %q", kind)
 	}
 }
 
