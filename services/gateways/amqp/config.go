@@ -7,6 +7,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventgate/eventgate/pkg/config"
+	"github.com/eventgate/eventgate/pkg/server"
 )
 
 // Config is one AMQP event source: every Argo Events v0.10 field (url, exchangeName,
@@ -70,16 +71,19 @@ type Consume struct {
 	// retried, or whose call ended first, goes back to the queue: at least once.
 	AutoAck   bool `json:"autoAck,omitempty"`
 	Exclusive bool `json:"exclusive,omitempty"`
-	// Prefetch is how many unacknowledged messages the broker sends ahead (default 100).
+	// Prefetch is how many unacknowledged messages the broker sends ahead (default 256).
 	// As messages are acknowledged once the client acknowledged them, it is also the most
 	// messages on their way from the broker to the sensors: the throughput is at most
 	// prefetch per round trip (broker to sensor, and the acknowledgement back).
 	Prefetch int `json:"prefetch,omitempty"`
 }
 
-// DefaultPrefetch is Consume.Prefetch's default: enough to keep the stream busy, little
-// enough to redeliver quickly after a failure.
-const DefaultPrefetch = 100
+// DefaultPrefetch is Consume.Prefetch's default: the window of unacknowledged events a
+// client gets by default, which a smaller prefetch would leave partly unused (the broker
+// would stop sending while the client could take more), and little enough to redeliver
+// quickly after a failure. Measured through the gateway-client, 256 kept the acknowledged
+// path busier than 100 under load, and cost less CPU per event.
+const DefaultPrefetch = server.DefaultWindow
 
 var exchangeTypes = []string{amqp.ExchangeDirect, amqp.ExchangeFanout, amqp.ExchangeTopic, amqp.ExchangeHeaders}
 
