@@ -35,7 +35,7 @@ type options struct {
 	concurrency  int
 	batchSize    int
 	rounds       int
-	extra        string
+	extra        []string // client flags of the extra paths
 }
 
 func main() {
@@ -52,7 +52,10 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
 	flag.IntVar(&o.concurrency, "delivery-concurrency", 1, "the gateway-client's --delivery-concurrency for the third gateway path (1: one delivery at a time per sensor, the in-order path)")
 	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the fourth gateway path (default: -posters)")
-	flag.StringVar(&o.extra, "extra", "", "the gateway-client's flags for one more gateway path, gateway-x (e.g. \"--ack-linger 0\"), to compare in the same run")
+	flag.Func("extra", "the gateway-client's flags for one more gateway path, gateway-x<n> (e.g. \"--ack-linger 0\"), to compare in the same run; repeatable", func(v string) error {
+		o.extra = append(o.extra, v)
+		return nil
+	})
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -148,8 +151,8 @@ func run(ctx context.Context, o options) error {
 		o.posters, o.duration, o.rateDuration, o.rate, o.rounds, o.size)
 	fmt.Printf("gateway: the client's default flags; %s: --ack-window 0 (unacknowledged, StartEventSource); %s: --delivery-concurrency %d; %s: --batch-size %d\n",
 		p.gateways[1].name, p.gateways[2].name, o.concurrency, p.gateways[3].name, o.batchSize)
-	if o.extra != "" {
-		fmt.Printf("gateway-x: %s\n", o.extra)
+	for i, flags := range o.extra {
+		fmt.Printf("gateway-x%d: %s\n", i+1, flags)
 	}
 	fmt.Println()
 
@@ -260,8 +263,8 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		{fmt.Sprintf("gateway-c%d", o.concurrency), []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
 		{fmt.Sprintf("gateway-b%d", o.batchSize), []string{"--batch-size", strconv.Itoa(o.batchSize)}},
 	}
-	if o.extra != "" {
-		variants = append(variants, variant{"gateway-x", strings.Fields(o.extra)})
+	for i, flags := range o.extra {
+		variants = append(variants, variant{fmt.Sprintf("gateway-x%d", i+1), strings.Fields(flags)})
 	}
 	for _, g := range variants {
 		gp, err := startGateway(dir, bins, g.name, sensorURL, g.args, o.profileDir != "")
