@@ -274,3 +274,29 @@ func (l *ledger) takeAcking(t testing.TB, s *testenv.AckedStream, e seen) {
 	l.seen[e.body] = true
 	s.Ack(t, delivered, e.seq)
 }
+
+// A new source (after a gateway restart, or the next call of a client) on a kept session
+// where more messages wait than the source buffers (pendingMessages): the broker sends
+// them before it answers the new subscription, so they must be consumed while the
+// subscription is pending. They all arrive and the session is drained, and what is
+// published afterwards arrives too.
+func TestBacklogBeforeTheSubscriptionIsAnswered(t *testing.T) {
+	broker := mqttenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	data := fmt.Sprintf("url: %s\ntopic: backlog\nclientId: backlog\n%s", broker.URL, fastBackoff)
+	first := ackedEvents(t, gw, data)
+	waitSubscribed(t, broker, "backlog")
+	first.Close()
+	waitGone(t, broker, "backlog")
+
+	l := newLedger("backlog")
+	backlog := 4 * pendingMessages
+	l.publish(t, broker, "away-", backlog)
+	waitInflight(t, broker, "backlog", backlog)
+	second := ackedEvents(t, gw, data)
+	l.receiveAllAcking(t, second)
+	l.drainAcking(t, second, broker, "backlog")
+	l.publish(t, broker, "back-", 10)
+	l.receiveAllAcking(t, second)
+	l.drainAcking(t, second, broker, "backlog")
+}

@@ -174,31 +174,19 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		<-acked
 	}()
 	present := connect.(*paho.ConnectToken).SessionPresent()
+	// A resumed session's queued messages come before the broker's answer to Subscribe,
+	// and while the handler waits on a full msgs paho reads nothing more: the messages are
+	// emitted while the subscription is pending, or it never completes.
+	subscribed := make(chan subscription, 1)
 	if present && s.subscribed {
 		// The broker kept the subscription with the session. Subscribing again is not only
 		// useless: brokers that check a client's packet identifiers against the session's
 		// unacknowledged messages (mochi) refuse it while those are queued.
 		log.Info("resumed the session", "topic", s.cfg.Topic, "clientId", s.clientID)
+		subscribed <- subscription{kept: true}
 	} else {
-		sub := client.Subscribe(s.cfg.Topic, s.cfg.qos(), nil)
-		if err := wait(ctx, sub); err != nil {
-			return fmt.Errorf("subscribe to %q: %w", s.cfg.Topic, err)
-		}
-		granted := sub.(*paho.SubscribeToken).Result()[s.cfg.Topic]
-		switch {
-		case granted <= 2:
-			s.subscribed = !s.cfg.cleanSession()
-			log.Info("subscribed", "topic", s.cfg.Topic, "qos", granted, "clientId", s.clientID, "sessionPresent", present)
-		case present:
-			// For the same reason, after a gateway restart: take what the kept session
-			// delivers, and subscribe again at the next connection.
-			log.Warn("the broker refused to renew the subscription of the session it kept: consuming that session's",
-				"topic", s.cfg.Topic, "clientId", s.clientID, "returnCode", granted)
-		default:
-			return fmt.Errorf("subscribe to %q: the broker refused (return code %#x)", s.cfg.Topic, granted)
-		}
+		go func() { subscribed <- s.subscribe(conn, client, present) }()
 	}
-	connected()
 
 	for {
 		select {
@@ -206,6 +194,16 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 			return stopped(ctx, conn)
 		case err := <-lost:
 			return fmt.Errorf("connection to the MQTT broker lost: %w", err)
+		case sub := <-subscribed:
+			if sub.err != nil {
+				if conn.Err() != nil {
+					return stopped(ctx, conn)
+				}
+				return sub.err
+			}
+			s.subscribed = sub.kept
+			subscribed = nil
+			connected()
 		case r := <-msgs:
 			m := r.msg
 			ev, err := server.JSONEvent(payload{
@@ -223,6 +221,38 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 				return err // not acknowledged: a persistent session gets it again
 			}
 		}
+	}
+}
+
+// subscription is the outcome of a connection's Subscribe.
+type subscription struct {
+	// kept: the broker holds the subscription in a persistent session, and resumes it
+	// with the session.
+	kept bool
+	err  error
+}
+
+// subscribe subscribes to the source's topic on a new connection, whose session the
+// broker kept if present.
+func (s *source) subscribe(conn context.Context, client paho.Client, present bool) subscription {
+	log := server.LoggerFrom(conn)
+	sub := client.Subscribe(s.cfg.Topic, s.cfg.qos(), nil)
+	if err := wait(conn, sub); err != nil {
+		return subscription{err: fmt.Errorf("subscribe to %q: %w", s.cfg.Topic, err)}
+	}
+	granted := sub.(*paho.SubscribeToken).Result()[s.cfg.Topic]
+	switch {
+	case granted <= 2:
+		log.Info("subscribed", "topic", s.cfg.Topic, "qos", granted, "clientId", s.clientID, "sessionPresent", present)
+		return subscription{kept: !s.cfg.cleanSession()}
+	case present:
+		// For the same reason, after a gateway restart: take what the kept session
+		// delivers, and subscribe again at the next connection.
+		log.Warn("the broker refused to renew the subscription of the session it kept: consuming that session's",
+			"topic", s.cfg.Topic, "clientId", s.clientID, "returnCode", granted)
+		return subscription{}
+	default:
+		return subscription{err: fmt.Errorf("subscribe to %q: the broker refused (return code %#x)", s.cfg.Topic, granted)}
 	}
 }
 
