@@ -300,3 +300,31 @@ func TestBacklogBeforeTheSubscriptionIsAnswered(t *testing.T) {
 	l.receiveAllAcking(t, second)
 	l.drainAcking(t, second, broker, "backlog")
 }
+
+// With the call's window full and more messages behind it than the source buffers, the
+// handler waits and paho reads nothing more from the connection; the acknowledgements of
+// the events the client settles meanwhile still reach the broker (they are written apart
+// from the reading), and once the client takes the rest, everything is delivered.
+func TestAcksFlowWhileTheWindowIsFull(t *testing.T) {
+	const window = 100 // ackedEvents'
+	broker := mqttenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: full\nclientId: full\n%s", broker.URL, fastBackoff))
+	waitSubscribed(t, broker, "full")
+	l := newLedger("full")
+	l.publish(t, broker, "m", window+2*pendingMessages)
+
+	held := nextAcked(t, s, window)
+	var settled []uint16
+	for _, e := range held[:window/2] {
+		l.takeAcking(t, s, e)
+		settled = append(settled, e.MessageID)
+	}
+	// Half the window freed lets half a window more through: the handler still waits.
+	waitAcks(t, broker, "full", settled)
+	for _, e := range held[window/2:] {
+		l.takeAcking(t, s, e)
+	}
+	l.receiveAllAcking(t, s)
+	l.drainAcking(t, s, broker, "full")
+}
