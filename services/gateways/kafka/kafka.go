@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -106,6 +107,11 @@ func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerM
 		return err
 	}
 	ev.Time = m.Timestamp
+	// A partition is Kafka's unit of order: the client keeps it, and delivers different
+	// partitions concurrently. A redelivered record keeps its ID, so a sensor can
+	// de-duplicate on it.
+	ev.OrderingKey = m.Topic + "/" + strconv.Itoa(int(m.Partition))
+	ev.ID = ev.OrderingKey + "/" + strconv.FormatInt(m.Offset, 10)
 	ev.OnFate = onFate
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)

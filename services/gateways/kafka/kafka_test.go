@@ -230,6 +230,9 @@ func TestPayloadCarriesMetadataAndIntactBodies(t *testing.T) {
 			if r.Key != "key-1" || r.Headers["trace"] != "abc" || r.Topic != topic || r.Offset != 0 || !r.Timestamp.Equal(at) {
 				t.Errorf("metadata = key %q headers %v topic %q offset %d timestamp %v", r.Key, r.Headers, r.Topic, r.Offset, r.Timestamp)
 			}
+			if key := topic + "/0"; ev.GetOrderingKey() != key || ev.GetId() != key+"/0" {
+				t.Errorf("ordering key %q id %q, want the partition %q and its offset", ev.GetOrderingKey(), ev.GetId(), key)
+			}
 			if !ev.GetTime().AsTime().Equal(at) {
 				t.Errorf("event time %v, want the record's timestamp %v", ev.GetTime().AsTime(), at)
 			}

@@ -213,6 +213,9 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 			if err != nil {
 				return err
 			}
+			// MQTT keeps order per topic: the client delivers each topic of a wildcard
+			// subscription in order, different topics concurrently.
+			ev.OrderingKey = m.Topic()
 			ev.OnFate = func(f server.Fate) { acks.settle(r.ack, f) }
 			if err := emit(conn, ev); err != nil {
 				if conn.Err() != nil {

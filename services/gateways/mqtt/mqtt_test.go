@@ -197,7 +197,11 @@ func TestBodiesAndMetadata(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := next(t, ch, 10*time.Second)
+			ev := ch.Next(t, 10*time.Second)
+			r := testenv.DecodeJSON[received](t, ev)
+			if ev.GetOrderingKey() != topic {
+				t.Errorf("ordering key %q, want the topic %q", ev.GetOrderingKey(), topic)
+			}
 			if got := testenv.Compact(t, r.Body); got != tc.wantBody {
 				t.Errorf("body = %s, want %s", got, tc.wantBody)
 			}

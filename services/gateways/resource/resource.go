@@ -434,6 +434,8 @@ func (h *handler) handle(eventType string, obj, oldObj any) {
 	}
 	// The same change reported twice carries the same ID, for sensors that de-duplicate.
 	ev.ID = strings.Join([]string{string(u.GetUID()), u.GetResourceVersion(), eventType}, "/")
+	// One object's changes are delivered in order; different objects' concurrently.
+	ev.OrderingKey = u.GetNamespace() + "/" + u.GetName()
 	if err := h.emit(h.ctx, ev); err != nil && h.ctx.Err() == nil {
 		h.log.Warn("event not delivered: stream gone", "error", err, "type", eventType, "name", u.GetName())
 	}

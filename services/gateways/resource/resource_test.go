@@ -83,9 +83,13 @@ func expect(t *testing.T, s *testenv.Stream, want ...string) []received {
 	t.Helper()
 	var got []received
 	for i := range want {
-		r := testenv.NextJSON[received](t, s, 15*time.Second)
+		ev := s.Next(t, 15*time.Second)
+		r := testenv.DecodeJSON[received](t, ev)
 		if r.String() != want[i] {
 			t.Fatalf("event %d = %s, want %s (before it: %v)", i, r, want[i], got)
+		}
+		if key := r.Namespace + "/" + r.Name; ev.GetOrderingKey() != key {
+			t.Errorf("event %d: ordering key %q, want the object's %q", i, ev.GetOrderingKey(), key)
 		}
 		got = append(got, r)
 	}
