@@ -131,13 +131,9 @@ func (s *source) partitionSession(emit server.Emit) server.Session {
 	partition, _ := s.cfg.partition() // validated in Parse
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
-		sc, err := s.clientConfig(ctx)
+		client, err := s.connect(ctx)
 		if err != nil {
 			return err
-		}
-		client, err := sarama.NewClient(s.cfg.brokers(), sc)
-		if err != nil {
-			return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
 		}
 		defer client.Close()
 		consumer, err := sarama.NewConsumerFromClient(client)
@@ -192,13 +188,9 @@ const errorLogPeriod = 10 * time.Second
 func (s *source) groupSession(emit server.Emit) server.Session {
 	return func(ctx context.Context, connected func()) error {
 		log := server.LoggerFrom(ctx)
-		sc, err := s.clientConfig(ctx)
+		client, err := s.connect(ctx)
 		if err != nil {
 			return err
-		}
-		client, err := sarama.NewClient(s.cfg.brokers(), sc)
-		if err != nil {
-			return fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
 		}
 		defer client.Close()
 		group, err := sarama.NewConsumerGroupFromClient(s.cfg.ConsumerGroup.GroupName, client)
@@ -383,4 +375,17 @@ func (h *groupHandler) failure() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.err
+}
+
+// connect opens a client to the source's brokers, with its TLS and SASL settings.
+func (s *source) connect(ctx context.Context) (sarama.Client, error) {
+	sc, err := s.clientConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(s.cfg.brokers(), sc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", s.cfg.URL, err)
+	}
+	return client, nil
 }
