@@ -11,10 +11,11 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 )
 
-// Target is one sensor and how to reach it.
+// Target is one sensor, how to reach it, and what to do with what it does not take.
 type Target struct {
 	Name   string
 	Sender Sender
+	Policy Policy
 }
 
 // Options tune a Dispatcher; the zero value is replaced by the defaults.
@@ -67,20 +68,32 @@ type item struct {
 	fate *fate
 }
 
-// fate calls done once every target took the event.
+// fate calls done once every target settled the event, Dropped if any dropped it.
 type fate struct {
-	left atomic.Int32
-	done func()
+	left    atomic.Int32
+	dropped atomic.Bool
+	done    func(Outcome)
 }
 
-func (f *fate) delivered() {
-	if f != nil && f.left.Add(-1) == 0 {
-		f.done()
+func (f *fate) settled(o Outcome) {
+	if f == nil {
+		return
+	}
+	if o == Dropped {
+		f.dropped.Store(true)
+	}
+	if f.left.Add(-1) == 0 {
+		if f.dropped.Load() {
+			o = Dropped
+		}
+		f.done(o)
 	}
 }
 
 type queue struct {
 	target Target
+	// policy is target.Policy with its defaults filled.
+	policy Policy
 	// slots holds a token for every event waiting (not yet taken by a worker): Dispatch
 	// blocks on it while QueueSize events wait.
 	slots chan struct{}
@@ -101,6 +114,8 @@ type queue struct {
 	// unreachable is the error of the sensor's last failed attempt (delivery or connection),
 	// nil since its last success.
 	unreachable atomic.Pointer[string]
+	// What the policy did, for Sensors.
+	retries, deadLettered, dropped atomic.Int64
 }
 
 // keyQueue is one key's waiting events in one queue. A key is in its queue's keys only
@@ -174,13 +189,23 @@ type SensorStatus struct {
 	Error     string `json:"error,omitempty"`
 	// Pending counts the events queued for the sensor or in deliveries not finished yet.
 	Pending int `json:"pending"`
+	// Retries counts the deliveries retried after a failed attempt; DeadLettered and
+	// Dropped the events the sensor's policy gave up, to its dead-letter sink or to nothing.
+	Retries        int64  `json:"retries"`
+	DeadLettered   int64  `json:"deadLettered"`
+	Dropped        int64  `json:"dropped"`
+	DeadLetterSink string `json:"deadLetterSink,omitempty"`
 }
 
 // Sensors reports each target's state, in the order of the targets.
 func (d *Dispatcher) Sensors() []SensorStatus {
 	out := make([]SensorStatus, 0, len(d.queues))
 	for _, q := range d.queues {
-		st := SensorStatus{Name: q.target.Name, Target: q.target.Sender.String(), Reachable: true, Pending: int(q.pending.Load())}
+		st := SensorStatus{Name: q.target.Name, Target: q.target.Sender.String(), Reachable: true, Pending: int(q.pending.Load()),
+			Retries: q.retries.Load(), DeadLettered: q.deadLettered.Load(), Dropped: q.dropped.Load()}
+		if dl := q.policy.DeadLetter; dl != nil {
+			st.DeadLetterSink = dl.String()
+		}
 		if e := q.unreachable.Load(); e != nil {
 			st.Reachable, st.Error = false, *e
 		}
@@ -227,7 +252,10 @@ func New(targets []Target, opts Options) *Dispatcher {
 	d := &Dispatcher{opts: opts}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	for _, t := range targets {
-		q := &queue{target: t, slots: make(chan struct{}, opts.QueueSize), ready: make(chan *keyQueue, opts.QueueSize), keys: map[Key]*keyQueue{}}
+		q := &queue{target: t, policy: t.Policy, slots: make(chan struct{}, opts.QueueSize), ready: make(chan *keyQueue, opts.QueueSize), keys: map[Key]*keyQueue{}}
+		if q.policy.Backoff == (Backoff{}) {
+			q.policy.Backoff = opts.Backoff
+		}
 		d.queues = append(d.queues, q)
 		opts.Metrics.reachable.WithLabelValues(t.Name).Set(1)
 		if c, ok := t.Sender.(connector); ok {
@@ -256,17 +284,19 @@ func (d *Dispatcher) Dispatch(ctx context.Context, source string, ev cloudevents
 	return d.DispatchThen(ctx, Key{Source: source}, ev, nil)
 }
 
-// DispatchThen is Dispatch in key's order, and calls delivered (when not nil) once, from a worker, when every
-// target took the event. It is never called for an event that some target did not take: one
-// Dispatch gave up on, or one still undelivered at Close; the caller decides what those
-// become (an acknowledgement upstream waits for delivered).
-func (d *Dispatcher) DispatchThen(ctx context.Context, key Key, ev cloudevents.Event, delivered func()) error {
+// DispatchThen is Dispatch in key's order, and calls settled (when not nil) once, from a
+// worker, when every target settled the event: Delivered when each took it, Dropped when
+// some target's policy gave it up (dead-lettered or dropped). It is never called for an
+// event that some target did not settle: one Dispatch gave up on, or one still unsettled
+// at Close; the caller decides what those become (an acknowledgement upstream waits for
+// settled).
+func (d *Dispatcher) DispatchThen(ctx context.Context, key Key, ev cloudevents.Event, settled func(Outcome)) error {
 	source := key.Source
 	it := item{ev: ev, source: source, enqueued: time.Now()}
-	if delivered != nil && len(d.queues) == 0 {
-		delivered()
-	} else if delivered != nil {
-		it.fate = &fate{done: delivered}
+	if settled != nil && len(d.queues) == 0 {
+		settled(Delivered)
+	} else if settled != nil {
+		it.fate = &fate{done: settled}
 		it.fate.left.Store(int32(len(d.queues)))
 	}
 	for _, q := range d.queues {
@@ -310,6 +340,11 @@ func (d *Dispatcher) Close(drain time.Duration) int {
 	for _, q := range d.queues {
 		if err := q.target.Sender.Close(); err != nil {
 			d.opts.Log.Warn("close sender", "sensor", q.target.Name, "error", err)
+		}
+		if dl := q.policy.DeadLetter; dl != nil {
+			if err := dl.Close(); err != nil {
+				d.opts.Log.Warn("close dead-letter sender", "sensor", q.target.Name, "error", err)
+			}
 		}
 	}
 	if left > 0 {
@@ -358,11 +393,11 @@ func (d *Dispatcher) connect(q *queue, c connector) {
 
 const connectBackoffMax = 5 * time.Second
 
-// work delivers q's events, each until the sensor takes it, one ready key (or, batching,
-// several) at a time.
+// work delivers q's events, one ready key (or, batching, several) at a time, each until
+// its sensor takes it or q's policy gives it up: the key waits meanwhile, so that its
+// events stay in order.
 func (d *Dispatcher) work(q *queue) {
 	defer d.workers.Done()
-	m := d.opts.Metrics
 	batcher, canBatch := q.target.Sender.(BatchSender)
 	batch := make([]item, 0, d.opts.BatchSize)
 	var owned []*keyQueue
@@ -385,32 +420,74 @@ func (d *Dispatcher) work(q *queue) {
 			n = d.opts.BatchSize
 		}
 		batch, owned = q.take(k, n, canBatch, batch[:0], owned[:0])
-		for attempt := 0; ; attempt++ {
-			err := d.attempt(q.target.Sender, batcher, batch)
-			d.setReachable(q, err)
-			if err == nil {
-				for _, it := range batch {
-					m.queueDepth.WithLabelValues(q.target.Name).Dec()
-					m.dispatched.WithLabelValues(it.source, q.target.Name).Inc()
-					m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
-				}
-				q.pending.Add(-int64(len(batch)))
-				q.release(owned)
-				for _, it := range batch {
-					it.fate.delivered()
-				}
-				break
-			}
-			for _, it := range batch {
-				m.failed.WithLabelValues(it.source, q.target.Name).Inc()
-			}
-			wait := d.opts.Backoff.Delay(attempt)
-			d.opts.Log.Warn("delivery failed: will retry", "sensor", q.target.Name, "eventSource", batch[0].source,
-				"eventID", batch[0].ev.ID(), "events", len(batch), "attempt", attempt+1, "retryIn", wait, "error", err)
-			if sleep(d.stop, wait) != nil {
-				return
-			}
+		if !d.deliver(q, batcher, batch) {
+			return
 		}
+		q.release(owned)
+	}
+}
+
+// deliver makes attempts to deliver batch until the sensor takes it or q's policy gives it
+// up, and settles each of its events. It returns false if the dispatcher stopped first,
+// leaving the events not settled yet unsettled.
+func (d *Dispatcher) deliver(q *queue, b BatchSender, batch []item) bool {
+	m := d.opts.Metrics
+	first := time.Now()
+	for attempt := 1; ; attempt++ {
+		err := d.attempt(q.target.Sender, b, batch)
+		retryable := err != nil && Retryable(err)
+		if retryable {
+			d.setReachable(q, err)
+		} else {
+			d.setReachable(q, nil) // it answered, even if to refuse
+		}
+		if err == nil {
+			for _, it := range batch {
+				m.dispatched.WithLabelValues(it.source, q.target.Name).Inc()
+				m.latency.WithLabelValues(q.target.Name).Observe(time.Since(it.enqueued).Seconds())
+			}
+			d.settle(q, batch, Delivered)
+			return true
+		}
+		for _, it := range batch {
+			m.failed.WithLabelValues(it.source, q.target.Name).Inc()
+		}
+		wait := q.policy.Backoff.Delay(attempt - 1)
+		reason := ""
+		if !retryable {
+			reason = reasonRejected
+		} else if q.policy.exhausted(attempt, time.Since(first), wait) {
+			reason = reasonExhausted
+		}
+		if reason != "" && len(batch) > 1 {
+			// The policy would give the batch up, maybe for the fault of one of its events:
+			// each alone, in order, finds out which, so that only those are given up.
+			for i := range batch {
+				if !d.deliver(q, nil, batch[i:i+1]) {
+					return false
+				}
+			}
+			return true
+		}
+		if reason != "" {
+			return d.giveUp(q, batch, err, attempt, reason)
+		}
+		q.retries.Add(1)
+		m.retries.WithLabelValues(q.target.Name).Inc()
+		d.opts.Log.Warn("delivery failed: will retry", "sensor", q.target.Name, "eventSource", batch[0].source,
+			"eventID", batch[0].ev.ID(), "events", len(batch), "attempt", attempt, "retryIn", wait, "error", err)
+		if sleep(d.stop, wait) != nil {
+			return false
+		}
+	}
+}
+
+// settle ends batch's events for q's sensor.
+func (d *Dispatcher) settle(q *queue, batch []item, o Outcome) {
+	d.opts.Metrics.queueDepth.WithLabelValues(q.target.Name).Sub(float64(len(batch)))
+	q.pending.Add(-int64(len(batch)))
+	for _, it := range batch {
+		it.fate.settled(o)
 	}
 }
 

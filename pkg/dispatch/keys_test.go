@@ -170,7 +170,13 @@ func TestOrderWithinKeysUnderConcurrencyAndRetries(t *testing.T) {
 		ev := keyedEvent(i, key)
 		want[key.Source+"/"+key.Ordering] = append(want[key.Source+"/"+key.Ordering], ev.ID())
 		delivered.Add(1)
-		if err := d.DispatchThen(t.Context(), key, ev, delivered.Done); err != nil {
+		settled := func(o Outcome) {
+			if o != Delivered {
+				t.Errorf("%s settled %s, want delivered (retried until taken)", ev.ID(), o)
+			}
+			delivered.Done()
+		}
+		if err := d.DispatchThen(t.Context(), key, ev, settled); err != nil {
 			t.Fatal(err)
 		}
 	}

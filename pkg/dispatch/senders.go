@@ -41,7 +41,12 @@ type ceSender struct {
 func (s *ceSender) Send(ctx context.Context, ev cloudevents.Event) error {
 	// A non-2xx answer is a NACK, a network error is undelivered: both are failures.
 	if res := s.client.Send(ctx, ev); !cloudevents.IsACK(res) {
-		return fmt.Errorf("deliver to %s: %w", s.target, res)
+		err := fmt.Errorf("deliver to %s: %w", s.target, res)
+		var answer *cehttp.Result
+		if cloudevents.ResultAs(res, &answer) && answer.StatusCode != 0 {
+			return &AnswerError{Code: answer.StatusCode, Err: err}
+		}
+		return err
 	}
 	return nil
 }
@@ -97,7 +102,7 @@ func (s *httpSender) SendBatch(ctx context.Context, evs []cloudevents.Event) err
 	io.Copy(io.Discard, resp.Body) // so that the connection is reused
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("deliver a batch of %d to %s: %s", len(evs), s.target, resp.Status)
+		return &AnswerError{Code: resp.StatusCode, Err: fmt.Errorf("deliver a batch of %d to %s: %s", len(evs), s.target, resp.Status)}
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	if len(addrs) == 0 {
 		addrs = serverAddrs{{addr: "127.0.0.1:" + gw.Spec.ProcessorPort}}
 	}
-	tgts, err := targets(gw, cfg.namespace, cfg.sensors)
+	tgts, err := targets(gw, cfg.namespace, cfg.sensors, cfg.delivery)
 	if err != nil {
 		return nil, err
 	}
@@ -83,9 +83,16 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 			ack(gateways.Ack_OUTCOME_DROPPED)
 			return nil
 		}
-		// Acknowledged once every sensor took it: until then the server holds it.
+		// Acknowledged once every sensor took it, or its policy gave it up: until then the
+		// server holds it.
 		key := dispatch.Key{Source: source, Ordering: ev.GetOrderingKey()}
-		return d.DispatchThen(ctx, key, ce, func() { ack(gateways.Ack_OUTCOME_DELIVERED) })
+		return d.DispatchThen(ctx, key, ce, func(o dispatch.Outcome) {
+			if o == dispatch.Dropped {
+				ack(gateways.Ack_OUTCOME_DROPPED)
+				return
+			}
+			ack(gateways.Ack_OUTCOME_DELIVERED)
+		})
 	}
 	opts := supervisor.Options{Backoff: cfg.restartBackoff, Log: log, AckHandler: handle, AckWindow: uint32(cfg.ackWindow), AckLinger: cfg.ackLinger}
 	if cfg.ackLinger == 0 {

@@ -31,6 +31,7 @@ type clientConfig struct {
 	namespace string
 	servers   serverAddrs
 	sensors   sensorURLs
+	delivery  deliveryFlags
 	observe   string
 	queueSize int
 	// deliveryConcurrency is dispatch.Options.Concurrency: deliveries in flight per sensor.
@@ -67,6 +68,7 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	fs.StringVar(&cfg.namespace, "namespace", namespace, "the Gateway's namespace in Kubernetes mode; locally, the namespace of sensor service addresses (default $GATEWAY_NAMESPACE, else default)")
 	fs.Var(&cfg.servers, "server", "[TYPE=]ADDR: a gateway server; repeatable, each source runs on the first that accepts it; TYPE becomes its events' CloudEvents type (default 127.0.0.1:<spec.processorPort>)")
 	fs.Var(cfg.sensors, "sensor", "[NAME=]URL: where the watcher NAME (or an extra sensor) receives events; repeatable")
+	cfg.delivery.register(fs)
 	fs.StringVar(&cfg.observe, "metrics-address", "127.0.0.1:9301", "address of /metrics, /healthz and /status (empty: off)")
 	fs.IntVar(&cfg.queueSize, "queue-size", 1000, "events queued per sensor before the event streams are held back")
 	fs.IntVar(&cfg.deliveryConcurrency, "delivery-concurrency", defaultDeliveryConcurrency, "deliveries in flight per sensor, each of a different ordering key: events of one key (a source's events without one share its order) reach a sensor in order whatever the concurrency")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
@@ -29,15 +30,21 @@ func (s sensorURLs) Set(v string) error {
 // targets lists where the gateway's events go. Over HTTP: each watcher sensor, at the URL
 // given for it or else at its in-cluster service address as v0.10 addressed it, plus any
 // extra --sensor URL. Over NATS: the configured subject (the gateway's name by default).
-func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs) ([]dispatch.Target, error) {
+// Each gets its retry and dead-letter policy from its watcher's delivery and the flags.
+func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs, delivery deliveryFlags) ([]dispatch.Target, error) {
 	var out []dispatch.Target
-	add := func(name string, s dispatch.Sender, err error) error {
+	add := func(name string, s dispatch.Sender, err error, watcher *v1alpha1.SensorDelivery, path string) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, dispatch.Target{Name: name, Sender: s})
+		p, err := policy(delivery.forSensor(name, watcher), path)
+		if err != nil {
+			return err
+		}
+		out = append(out, dispatch.Target{Name: name, Sender: s, Policy: p})
 		return nil
 	}
+	flagsPath := func(name string) string { return "the --sensor-* flags of sensor " + name }
 	proto := gw.Spec.EventProtocol
 	if proto.Type == v1alpha1.ProtocolNATS {
 		subject := proto.NATS.Subject
@@ -45,7 +52,10 @@ func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs) ([]dispatc
 			subject = gw.Name
 		}
 		s, err := dispatch.NewNATSSender(proto.NATS.URL, subject)
-		return out, add("nats:"+subject, s, err)
+		if err := add("nats:"+subject, s, err, nil, flagsPath("nats:"+subject)); err != nil {
+			return nil, err
+		}
+		return out, unknownSensors(delivery, out)
 	}
 	port := "9300"
 	if proto.HTTP != nil && proto.HTTP.Port != "" {
@@ -53,7 +63,7 @@ func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs) ([]dispatc
 	}
 	used := map[string]bool{}
 	if w := gw.Spec.Watchers; w != nil {
-		for _, sensor := range w.Sensors {
+		for i, sensor := range w.Sensors {
 			url, ok := urls[sensor.Name]
 			if !ok {
 				ns := sensor.Namespace
@@ -64,7 +74,11 @@ func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs) ([]dispatc
 			}
 			used[sensor.Name] = true
 			s, err := dispatch.NewHTTPSender(url)
-			if err := add(sensor.Name, s, err); err != nil {
+			path := v1alpha1.SensorDeliveryPath(i)
+			if _, named := delivery.byName[sensor.Name]; named || delivery.all != (v1alpha1.SensorDelivery{}) {
+				path += " with " + flagsPath(sensor.Name)
+			}
+			if err := add(sensor.Name, s, err, sensor.Delivery, path); err != nil {
 				return nil, err
 			}
 		}
@@ -74,12 +88,22 @@ func targets(gw *v1alpha1.Gateway, namespace string, urls sensorURLs) ([]dispatc
 			continue
 		}
 		s, err := dispatch.NewHTTPSender(url)
-		if err := add(name, s, err); err != nil {
+		if err := add(name, s, err, nil, flagsPath(name)); err != nil {
 			return nil, err
 		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("the gateway %q has no sensors to deliver to: add spec.watchers.sensors or --sensor URL", gw.Name)
 	}
-	return out, nil
+	return out, unknownSensors(delivery, out)
+}
+
+// unknownSensors refuses --sensor-* flags for a sensor that is not there: a misspelt name
+// would otherwise leave the sensor on the defaults unnoticed.
+func unknownSensors(delivery deliveryFlags, tgts []dispatch.Target) error {
+	if names := delivery.unknown(tgts); len(names) > 0 {
+		sort.Strings(names)
+		return fmt.Errorf("--sensor-* flags name %s, which is no sensor of the gateway", strings.Join(names, ", "))
+	}
+	return nil
 }

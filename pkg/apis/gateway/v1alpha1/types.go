@@ -122,4 +122,7 @@ type SensorNotificationWatcher struct {
 	// Namespace defaults to the Gateway's.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+	// Delivery is the sensor's retry and dead-letter policy.
+	// +optional
+	Delivery *SensorDelivery `json:"delivery,omitempty"`
 }

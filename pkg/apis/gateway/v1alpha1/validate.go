@@ -77,6 +77,7 @@ func (p *problems) watchers(w *NotificationWatchers) {
 		if s.Name == "" {
 			p.add(fmt.Sprintf("spec.watchers.sensors[%d].name", i), "required")
 		}
+		s.Delivery.policy(SensorDeliveryPath(i), p)
 	}
 	for i, g := range w.Gateways {
 		path := fmt.Sprintf("spec.watchers.gateways[%d]", i)

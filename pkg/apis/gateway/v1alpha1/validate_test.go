@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -21,6 +22,9 @@ func TestValidate(t *testing.T) {
 		{name: "NATS Streaming", base: nats, apply: func(g *Gateway) {
 			g.Spec.EventProtocol.NATS = &NATSProtocol{URL: "nats://n:4222", Type: NATSStreaming, ClusterID: "stan", ClientID: "gw"}
 		}},
+		{name: "sensor delivery, every field", base: webhookGateway, apply: withDelivery(SensorDelivery{Retry: ptr(int32(0)), RetryFor: "10m",
+			BackoffPolicy: BackoffLinear, BackoffDelay: "1s", BackoffMaxDelay: "1m", DeadLetterSink: "https://dls.example.com:8443/dead?from=gw"})},
+		{name: "sensor delivery, empty", base: webhookGateway, apply: withDelivery(SensorDelivery{})},
 	}
 	for _, tc := range valid {
 		t.Run("valid/"+tc.name, func(t *testing.T) {
@@ -59,6 +63,22 @@ func TestValidate(t *testing.T) {
 		{"sensor without name", webhookGateway, func(g *Gateway) {
 			g.Spec.Watchers.Sensors = append(g.Spec.Watchers.Sensors, SensorNotificationWatcher{Namespace: "x"})
 		}, "spec.watchers.sensors[1].name: required"},
+		{"dead-letter sink not a URL", webhookGateway, withDelivery(SensorDelivery{DeadLetterSink: "dead letters"}),
+			`spec.watchers.sensors[0].delivery.deadLetterSink: must be an absolute http(s) URL, got "dead letters"`},
+		{"dead-letter sink relative", webhookGateway, withDelivery(SensorDelivery{DeadLetterSink: "/dead"}),
+			`spec.watchers.sensors[0].delivery.deadLetterSink: must be an absolute http(s) URL, got "/dead"`},
+		{"dead-letter sink not http", webhookGateway, withDelivery(SensorDelivery{DeadLetterSink: "nats://n:4222"}),
+			`spec.watchers.sensors[0].delivery.deadLetterSink: must be an absolute http(s) URL, got "nats://n:4222"`},
+		{"negative retry", webhookGateway, withDelivery(SensorDelivery{Retry: ptr(int32(-1))}),
+			"spec.watchers.sensors[0].delivery.retry: must be 0 or more (retries after the first attempt; leave it out to retry for ever), got -1"},
+		{"unknown backoff policy", webhookGateway, withDelivery(SensorDelivery{BackoffPolicy: "fibonacci"}),
+			`spec.watchers.sensors[0].delivery.backoffPolicy: must be exponential or linear, got "fibonacci"`},
+		{"backoff delay not a duration", webhookGateway, withDelivery(SensorDelivery{BackoffDelay: "100"}),
+			`spec.watchers.sensors[0].delivery.backoffDelay: must be a positive Go duration, e.g. 500ms or 10m, got "100"`},
+		{"negative retry budget", webhookGateway, withDelivery(SensorDelivery{RetryFor: "-1m"}),
+			`spec.watchers.sensors[0].delivery.retryFor: must be a positive Go duration, e.g. 500ms or 10m, got "-1m"`},
+		{"max delay below the delay", webhookGateway, withDelivery(SensorDelivery{BackoffDelay: "2s", BackoffMaxDelay: "1s"}),
+			"spec.watchers.sensors[0].delivery.backoffMaxDelay: must not be shorter than backoffDelay (2s), got 1s"},
 		{"gateway watcher without name", webhookGateway, func(g *Gateway) {
 			g.Spec.Watchers.Gateways = []GatewayNotificationWatcher{{Port: "9300", Endpoint: "/"}}
 		}, "spec.watchers.gateways[0].name: required"},
@@ -133,4 +153,45 @@ func nats(*testing.T) *Gateway {
 	g.Name = "nats-gateway"
 	g.Default()
 	return g
+}
+
+func withDelivery(d SensorDelivery) func(*Gateway) {
+	return func(g *Gateway) { g.Spec.Watchers.Sensors[0].Delivery = &d }
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Defaults are what the field docs say, so that a sensor without a delivery holds its
+// events through an outage rather than dropping them.
+func TestDeliveryPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    *SensorDelivery
+		want DeliveryPolicy
+	}{
+		{"none", nil, DeliveryPolicy{Retries: -1, BackoffDelay: 100 * time.Millisecond, BackoffMaxDelay: 30 * time.Second}},
+		{"empty", &SensorDelivery{}, DeliveryPolicy{Retries: -1, BackoffDelay: 100 * time.Millisecond, BackoffMaxDelay: 30 * time.Second}},
+		{"delay above the default cap", &SensorDelivery{BackoffDelay: "1m"}, DeliveryPolicy{Retries: -1, BackoffDelay: time.Minute, BackoffMaxDelay: time.Minute}},
+		{"every field", &SensorDelivery{Retry: ptr(int32(3)), RetryFor: "10m", BackoffPolicy: BackoffLinear, BackoffDelay: "1s", BackoffMaxDelay: "5s", DeadLetterSink: "http://dls/"},
+			DeliveryPolicy{Retries: 3, RetryFor: 10 * time.Minute, Linear: true, BackoffDelay: time.Second, BackoffMaxDelay: 5 * time.Second, DeadLetterSink: "http://dls/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.d.Policy("delivery")
+			if err != nil || got != tc.want {
+				t.Errorf("Policy = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// Every problem of a delivery at once.
+func TestDeliveryPolicyReportsEveryProblem(t *testing.T) {
+	d := &SensorDelivery{Retry: ptr(int32(-2)), BackoffPolicy: "Exponential", DeadLetterSink: "dls:8080"}
+	_, err := d.Policy("x")
+	want := `x.retry: must be 0 or more (retries after the first attempt; leave it out to retry for ever), got -2; ` +
+		`x.backoffPolicy: must be exponential or linear, got "Exponential"; ` +
+		`x.deadLetterSink: must be an absolute http(s) URL, got "dls:8080"`
+	if err == nil || err.Error() != want {
+		t.Errorf("Policy error = %v, want %s", err, want)
+	}
 }
