@@ -37,7 +37,22 @@ const stopAckTimeout = 5 * time.Second
 const (
 	DefaultAckLinger = 200 * time.Microsecond
 	ackBatchMax      = 128
+	// busyAckLinger is the linger while more than half of the call's window is
+	// unacknowledged: the source is then ahead of the sensors (a broker's backlog, not a
+	// caller waiting for its answer) and has the other half of the window to go on with,
+	// so acks may wait longer to share a message. Measured on the Kafka path (one partition,
+	// delivered in order): 2ms gave about 1.2x the events/s of 200µs.
+	busyAckLinger = 2 * time.Millisecond
 )
+
+// ackLinger is how long an ack may wait for others with outstanding events of the call
+// unacknowledged out of window (set is Options.AckLinger).
+func ackLinger(set time.Duration, outstanding, window int) time.Duration {
+	if set < 0 || outstanding*2 <= window {
+		return set
+	}
+	return max(set, busyAckLinger)
+}
 
 // NoAckLinger as Options.AckLinger sends each ack with the acks already waiting, no more.
 const NoAckLinger time.Duration = -1
@@ -150,12 +165,12 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 			return
 		}
 		mu.Lock()
-		others := len(outstanding) > n
+		inFlight := len(outstanding)
 		mu.Unlock()
-		if !others {
+		if inFlight <= n {
 			return
 		}
-		linger.Reset(s.opts.AckLinger)
+		linger.Reset(ackLinger(s.opts.AckLinger, inFlight, window))
 		defer linger.Stop()
 		for n < ackBatchMax {
 			select {

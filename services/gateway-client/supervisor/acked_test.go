@@ -152,3 +152,23 @@ func TestAnAckAloneIsNotHeldBack(t *testing.T) {
 		t.Fatalf("Ack of %v, want seq 1", a.GetSeqs())
 	}
 }
+
+// An ack lingers longer only while more than half the window is unacknowledged, and never
+// when lingering is off.
+func TestAckLingerGrowsWhenTheWindowFillsUp(t *testing.T) {
+	for _, tc := range []struct {
+		set         time.Duration
+		outstanding int
+		linger      time.Duration
+	}{
+		{set: DefaultAckLinger, outstanding: 64, linger: DefaultAckLinger},
+		{set: DefaultAckLinger, outstanding: 128, linger: DefaultAckLinger},
+		{set: DefaultAckLinger, outstanding: 129, linger: busyAckLinger},
+		{set: 10 * time.Millisecond, outstanding: 256, linger: 10 * time.Millisecond},
+		{set: NoAckLinger, outstanding: 256, linger: NoAckLinger},
+	} {
+		if got := ackLinger(tc.set, tc.outstanding, 256); got != tc.linger {
+			t.Errorf("ackLinger(%v, %d of 256) = %v, want %v", tc.set, tc.outstanding, got, tc.linger)
+		}
+	}
+}
