@@ -38,7 +38,9 @@ type ceSender struct {
 	target string
 }
 
-func (s *ceSender) Send(ctx context.Context, ev cloudevents.Event) error {
+func (s *ceSender) Send(ctx context.Context, ev cloudevents.Event) (err error) {
+	ctx, end := traceDelivery(ctx, ev, s.target)
+	defer func() { end(err) }()
 	// A non-2xx answer is a NACK, a network error is undelivered: both are failures.
 	if res := s.client.Send(ctx, ev); !cloudevents.IsACK(res) {
 		err := fmt.Errorf("deliver to %s: %w", s.target, res)
@@ -91,6 +93,13 @@ func (s *httpSender) SendBatch(ctx context.Context, evs []cloudevents.Event) err
 			evs[i].DataBase64 = false
 		}
 	}
+	end := traceBatch(ctx, evs, s.target)
+	err := s.sendBatch(ctx, evs)
+	end(err)
+	return err
+}
+
+func (s *httpSender) sendBatch(ctx context.Context, evs []cloudevents.Event) error {
 	req, err := cehttp.NewHTTPRequestFromEvents(ctx, s.target, evs)
 	if err != nil {
 		return fmt.Errorf("encode a batch of %d events: %w", len(evs), err)

@@ -1,5 +1,6 @@
 // Package program is the life cycle every eventgate command shares: a context that ends on
-// SIGTERM or Ctrl-C, the logger from LOG_LEVEL/LOG_FORMAT, and one exit path with the
+// SIGTERM or Ctrl-C, the logger from LOG_LEVEL/LOG_FORMAT, span export when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set, and one exit path with the
 // command's name on the error.
 package program
 
@@ -15,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/eventgate/eventgate/pkg/logging"
+	"github.com/eventgate/eventgate/pkg/tracing"
 )
 
 // Run is the body of a command: it returns when ctx ends (or earlier, with an error).
@@ -24,16 +26,21 @@ type Run func(ctx context.Context, args []string, log *slog.Logger) error
 // 1 with "name: error" on stderr.
 func Main(name string, run Run) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := exitCode(name, execute(ctx, os.Args[1:], os.Getenv, os.Stderr, run), os.Stderr)
+	code := exitCode(name, execute(ctx, name, os.Args[1:], os.Getenv, os.Stderr, run), os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func execute(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, run Run) error {
+func execute(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, run Run) error {
 	log, err := logging.FromEnv(stderr, getenv)
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Start(ctx, name, getenv)
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(stopTracing, log)
 	return run(ctx, args, log)
 }
 

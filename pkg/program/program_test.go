@@ -14,7 +14,7 @@ func TestExecute(t *testing.T) {
 	env := map[string]string{"LOG_LEVEL": "debug", "LOG_FORMAT": "json"}
 	var stderr bytes.Buffer
 	var gotArgs []string
-	err := execute(context.Background(), []string{"--x"}, func(k string) string { return env[k] }, &stderr, func(_ context.Context, args []string, log *slog.Logger) error {
+	err := execute(context.Background(), "test", []string{"--x"}, func(k string) string { return env[k] }, &stderr, func(_ context.Context, args []string, log *slog.Logger) error {
 		gotArgs = args
 		log.Debug("hello")
 		return nil
@@ -28,7 +28,7 @@ func TestExecute(t *testing.T) {
 
 	env["LOG_LEVEL"] = "loud"
 	ran := false
-	err = execute(context.Background(), nil, func(k string) string { return env[k] }, &stderr, func(context.Context, []string, *slog.Logger) error {
+	err = execute(context.Background(), "test", nil, func(k string) string { return env[k] }, &stderr, func(context.Context, []string, *slog.Logger) error {
 		ran = true
 		return nil
 	})

@@ -80,7 +80,7 @@ func (e *eventing) StreamEventSource(stream gateways.Eventing_StreamEventSourceS
 		}
 	}()
 
-	err = runSource(withLogger(ctx, log), src, out.emit)
+	err = runSource(withLogger(ctx, log), src, withSpans(es.GetName(), out.emit))
 	out.close()
 	select {
 	case err := <-broken:

@@ -58,7 +58,7 @@ func (e *eventing) StartEventSource(es *gateways.EventSource, stream gateways.Ev
 	defer func() { log.Info("event source stopped", "activeSources", e.active.Add(-1)) }()
 
 	out := newSender(es.GetName(), stream)
-	err = runSource(withLogger(ctx, log), src, out.emit)
+	err = runSource(withLogger(ctx, log), src, withSpans(es.GetName(), out.emit))
 	out.close()
 	return e.callResult(stream.Context(), log, es, err)
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/eventgate/eventgate/pkg/logging"
+	"github.com/eventgate/eventgate/pkg/tracing"
 )
 
 // Main runs gw as a gateway server process: it reads the GATEWAY_* environment, logs
@@ -50,5 +51,10 @@ func run(name *string, build func(Env) Gateway) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	log = log.With("gatewayName", env.Name, "namespace", env.Namespace)
+	stopTracing, err := tracing.Start(ctx, gw.Type()+"-gateway", os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(stopTracing, log)
 	return New(gw, WithLogger(log), WithTLS(tlsConfig)).ListenAndServe(ctx, env.Address())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/secret"
 	"github.com/eventgate/eventgate/pkg/server"
+	"github.com/eventgate/eventgate/pkg/tracing"
 )
 
 // gatewayType names this gateway in logs, errors and CloudEvents.
@@ -230,6 +231,7 @@ func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery, on
 		return err
 	}
 	ev.Time = d.Timestamp
+	ev.Metadata = tracing.Carry(nil, headerString(d.Headers, tracing.TraceParent), headerString(d.Headers, tracing.TraceState))
 	ev.OnFate = onFate
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit message %d: %w", d.DeliveryTag, err)

@@ -112,6 +112,7 @@ func (s *source) send(ctx context.Context, emit server.Emit, m *sarama.ConsumerM
 	// de-duplicate on it.
 	ev.OrderingKey = m.Topic + "/" + strconv.Itoa(int(m.Partition))
 	ev.ID = ev.OrderingKey + "/" + strconv.FormatInt(m.Offset, 10)
+	ev.Metadata = traceContext(m.Headers)
 	ev.OnFate = onFate
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit %s/%d@%d: %w", m.Topic, m.Partition, m.Offset, err)

@@ -180,6 +180,7 @@ func (s *source) jetStreamEvent(msg jetstream.Msg, meta *jetstream.MsgMetadata) 
 		metaSequence:     strconv.FormatUint(meta.Sequence.Stream, 10),
 		metaNumDelivered: strconv.FormatUint(meta.NumDelivered, 10),
 	}
+	ev.Metadata = traceContext(ev.Metadata, msg.Headers())
 	return ev, nil
 }
 

@@ -171,6 +171,7 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		if err != nil {
 			return err
 		}
+		ev.Metadata = traceContext(nil, msg.Header)
 		if err := emit(ctx, ev); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/server"
+	"github.com/eventgate/eventgate/pkg/tracing"
 )
 
 // gatewayType names this gateway in logs, errors and CloudEvents.
@@ -134,6 +135,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := rand.Text()
 	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json", ID: id, OrderingKey: id,
 		OnFate: func(f server.Fate) { fate <- f }}
+	// Indexed, not Get: the canonical keys need no allocation, and most requests carry none.
+	if tp := r.Header["Traceparent"]; len(tp) > 0 {
+		ev.Metadata = tracing.Carry(nil, tp[0], r.Header.Get("Tracestate"))
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), rt.streamTimeout)
 	defer cancel()
 	defer context.AfterFunc(rt.ctx, cancel)()
