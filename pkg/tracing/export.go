@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 )
 
 // The standard OpenTelemetry variables that turn export on; the exporter reads them, and
-// the rest of the OTEL_EXPORTER_OTLP_* family, itself.
+// the rest of the OTEL_EXPORTER_OTLP_* family (headers, timeout, ...) from the process
+// environment itself.
 const (
 	EndpointEnv       = "OTEL_EXPORTER_OTLP_ENDPOINT"
 	TracesEndpointEnv = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
@@ -42,10 +44,14 @@ func Enabled() bool { return tracer.Load() != nil }
 // exporter exists, and stop does nothing. stop flushes what is buffered and turns export
 // off again.
 func Start(ctx context.Context, service string, getenv func(string) string) (stop func(context.Context) error, err error) {
-	if getenv(EndpointEnv) == "" && getenv(TracesEndpointEnv) == "" {
+	url := getenv(TracesEndpointEnv)
+	if base := getenv(EndpointEnv); url == "" && base != "" {
+		url = strings.TrimSuffix(base, "/") + "/v1/traces" // the base's traces path, per the spec
+	}
+	if url == "" {
 		return func(context.Context) error { return nil }, nil
 	}
-	exp, err := otlptracehttp.New(ctx)
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
