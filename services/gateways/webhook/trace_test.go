@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -70,10 +69,9 @@ func (s *traceSensor) headers(t *testing.T, id string) traceHeaders {
 	return h
 }
 
-// startTracePath runs the webhook gateway (in this process), the real gateway-client and
-// a sensor, and returns the webhook's URL.
-func startTracePath(t *testing.T) (*traceSensor, *http.Client, string) {
-	gw := testenv.StartGateway(t, newGateway("127.0.0.1"))
+// startTracePath runs the webhook gateway gw, the real gateway-client and a sensor, and
+// returns the webhook's URL.
+func startTracePath(t *testing.T, gw *testenv.Gateway) (*traceSensor, *http.Client, string) {
 	sensor := startTraceSensor(t)
 	port := freePort(t)
 	url := "http://127.0.0.1:" + port + "/push"
@@ -94,7 +92,7 @@ func startTracePath(t *testing.T) (*traceSensor, *http.Client, string) {
 func TestTraceContextReachesTheSensor(t *testing.T) {
 	t.Setenv(tracing.EndpointEnv, "")
 	t.Setenv(tracing.TracesEndpointEnv, "")
-	sensor, httpClient, url := startTracePath(t)
+	sensor, httpClient, url := startTracePath(t, testenv.StartGateway(t, newGateway("127.0.0.1")))
 	for _, tc := range []struct {
 		id, traceparent string
 		want            traceHeaders
@@ -127,12 +125,13 @@ func TestSpansExported(t *testing.T) {
 	t.Setenv(tracing.EndpointEnv, collector.Endpoint)
 	t.Setenv(tracing.TracesEndpointEnv, "")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20") // ms: export at once, not every 5 s
-	stop, err := tracing.Start(context.Background(), "webhook-gateway", os.Getenv)
+	// Both processes as in a pod: the environment is all that turns export on.
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { stop(context.Background()) })
-	sensor, httpClient, url := startTracePath(t)
+	gw, _ := testenv.StartGatewayProcess(t, exe, nil, runAsGateway+"=1", "GATEWAY_SOURCE_HOST=127.0.0.1")
+	sensor, httpClient, url := startTracePath(t, gw)
 
 	if code, body, _ := send(t, httpClient, "POST", url, strings.NewReader(`{}`),
 		"X-Request-Id", "traced", "Traceparent", incomingParent); code != 200 {
