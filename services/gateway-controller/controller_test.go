@@ -246,6 +246,8 @@ func TestInvalidGateways(t *testing.T) {
 			"spec.eventProtocol.nats: required for type NATS", reasonInvalid},
 		{"bad-port", set("port-9330", "spec", "processorPort"),
 			`spec.processorPort: must be a port number (1-65535), got "port-9330"`, reasonInvalid},
+		{"bad-dead-letter-sink", set([]any{map[string]any{"name": "webhook-sensor", "delivery": map[string]any{"deadLetterSink": "dead-letters"}}}, "spec", "watchers", "sensors"),
+			`spec.watchers.sensors[0].delivery.deadLetterSink: must be an absolute http(s) URL, got "dead-letters"`, reasonInvalid},
 		// Valid as a Gateway, refused by the API server as a Deployment: the create fails.
 		{"rejected-pod", set([]any{map[string]any{"name": "Not_A_DNS_Label", "image": "eventgate/webhook"}}, "spec", "template", "spec", "containers"),
 			"create Deployment", reasonChildFailed},
@@ -288,6 +290,21 @@ func TestInvalidGateways(t *testing.T) {
 		_, err := k.gws.Create(context.Background(), gw, metav1.CreateOptions{})
 		if err == nil || !strings.Contains(err.Error(), "spec.eventProtocol.type") {
 			t.Errorf("create with eventProtocol.type KAFKA: %v, want a refusal naming spec.eventProtocol.type", err)
+		}
+	})
+	t.Run("bad-delivery", func(t *testing.T) {
+		// The schema refuses a negative retry and an unknown backoff policy too.
+		for field, delivery := range map[string]map[string]any{
+			"spec.watchers.sensors[0].delivery.retry":         {"retry": int64(-1)},
+			"spec.watchers.sensors[0].delivery.backoffPolicy": {"backoffPolicy": "fibonacci"},
+		} {
+			gw := k.seed(t)
+			gw.SetName("bad-delivery")
+			unstructured.SetNestedField(gw.Object, []any{map[string]any{"name": "webhook-sensor", "delivery": delivery}}, "spec", "watchers", "sensors")
+			_, err := k.gws.Create(context.Background(), gw, metav1.CreateOptions{})
+			if err == nil || !strings.Contains(err.Error(), field) {
+				t.Errorf("create with delivery %v: %v, want a refusal naming %s", delivery, err, field)
+			}
 		}
 	})
 	if exited, err := c.Exited(); exited {
