@@ -420,7 +420,7 @@ func (d *Dispatcher) work(q *queue) {
 			n = d.opts.BatchSize
 		}
 		batch, owned = q.take(k, n, canBatch, batch[:0], owned[:0])
-		if !d.deliver(q, batcher, batch) {
+		if !d.deliver(q, batcher, batch, 0, false) {
 			return
 		}
 		q.release(owned)
@@ -428,12 +428,13 @@ func (d *Dispatcher) work(q *queue) {
 }
 
 // deliver makes attempts to deliver batch until the sensor takes it or q's policy gives it
-// up, and settles each of its events. It returns false if the dispatcher stopped first,
-// leaving the events not settled yet unsettled.
-func (d *Dispatcher) deliver(q *queue, b BatchSender, batch []item) bool {
+// up, and settles each of its events. prior counts the attempts the events already had
+// together, in a batch; lastChance gives them one more only. It returns false if the
+// dispatcher stopped first, leaving the events not settled yet unsettled.
+func (d *Dispatcher) deliver(q *queue, b BatchSender, batch []item, prior int, lastChance bool) bool {
 	m := d.opts.Metrics
 	first := time.Now()
-	for attempt := 1; ; attempt++ {
+	for attempt := prior + 1; ; attempt++ {
 		err := d.attempt(q.target.Sender, b, batch)
 		retryable := err != nil && Retryable(err)
 		if retryable {
@@ -456,14 +457,24 @@ func (d *Dispatcher) deliver(q *queue, b BatchSender, batch []item) bool {
 		reason := ""
 		if !retryable {
 			reason = reasonRejected
-		} else if q.policy.exhausted(attempt, time.Since(first), wait) {
+		} else if lastChance || q.policy.exhausted(attempt, time.Since(first), wait) {
 			reason = reasonExhausted
 		}
-		if reason != "" && len(batch) > 1 {
-			// The policy would give the batch up, maybe for the fault of one of its events:
-			// each alone, in order, finds out which, so that only those are given up.
+		var answer *AnswerError
+		if reason != "" && len(batch) > 1 && errors.As(err, &answer) {
+			// The policy would give up the batch, which the sensor answered: maybe for the
+			// fault of some of its events. Each alone, in order, finds out which, so that only
+			// those are given up: refused, each under the whole policy; out of retries, with
+			// one attempt more. A sensor that did not answer at all is down, for every event
+			// alike, and the batch is given up as a whole.
 			for i := range batch {
-				if !d.deliver(q, nil, batch[i:i+1]) {
+				var ok bool
+				if reason == reasonRejected {
+					ok = d.deliver(q, nil, batch[i:i+1], 0, false)
+				} else {
+					ok = d.deliver(q, nil, batch[i:i+1], attempt, true)
+				}
+				if !ok {
 					return false
 				}
 			}

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -436,6 +437,100 @@ func TestOrderWithinAKeyAcrossRetriesAndDeadLetters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A batch out of retries is tried once more event by event when the sensor answered it
+// (one event may be at fault), and given up whole when the sensor did not answer (it is
+// down for all of them).
+func TestBatchOutOfRetries(t *testing.T) {
+	t.Run("answered", func(t *testing.T) {
+		sensor, url := startScriptedSensor(t, map[string][]int{"evt-2": {http.StatusInternalServerError}})
+		dls := testenv.StartSensor(t, sensorsink.Endpoints{})
+		d, _ := policyDispatcher(t, url, dls.URL, Policy{MaxAttempts: 2}, Options{Concurrency: 1, BatchSize: 8})
+		o := newOutcomes()
+		dispatchAll(t, d, Key{Source: "src"}, o, 0, 1, 2, 3, 4)
+		got := o.wait(t, 5)
+		for i := range 5 {
+			id, want := fmt.Sprintf("evt-%d", i), Delivered
+			if i == 2 {
+				want = Dropped
+			}
+			if got[id] != want {
+				t.Errorf("%s %s, want %s", id, got[id], want)
+			}
+		}
+		took, attempts := sensor.state()
+		if !slices.Equal(took, []string{"evt-0", "evt-1", "evt-3", "evt-4"}) {
+			t.Errorf("sensor took %v, want evt-0, 1, 3, 4 in order", took)
+		}
+		letters := deadLetters(t, dls, 1)
+		if len(letters) != 1 || letters[0].ID() != "evt-2" {
+			t.Fatalf("dead letters %v, want evt-2 alone", letters)
+		}
+		// Two attempts in the batch (if it was one: the test needs it), one alone.
+		if sensor.mu.Lock(); sensor.batches == 0 {
+			t.Error("no batch delivered: the test would not cover batches")
+		}
+		sensor.mu.Unlock()
+		if attempts["evt-2"] != 3 {
+			t.Errorf("evt-2 attempted %d times, want 3: 2 in its batch, one more alone", attempts["evt-2"])
+		}
+		checkDeadLetter(t, letters[0], url, http.StatusInternalServerError, 3, "retries_exhausted")
+	})
+	t.Run("unanswered", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		url := srv.URL
+		srv.Close()
+		dls := testenv.StartSensor(t, sensorsink.Endpoints{})
+		s, err := NewHTTPSender(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counted := &countingSender{BatchSender: s.(BatchSender)}
+		pol := Policy{MaxAttempts: 2}
+		if pol.DeadLetter, err = NewHTTPSender(dls.URL); err != nil {
+			t.Fatal(err)
+		}
+		d := New([]Target{{Name: "down", Sender: counted, Policy: pol}}, Options{Concurrency: 1, BatchSize: 8, Backoff: fastBackoff, Log: testenv.Logger(t)})
+		t.Cleanup(func() { d.Close(0) })
+		o := newOutcomes()
+		dispatchAll(t, d, Key{Source: "src"}, o, 0, 1, 2, 3, 4)
+		for id, out := range o.wait(t, 5) {
+			if out != Dropped {
+				t.Errorf("%s %s, want dropped (dead-lettered)", id, out)
+			}
+		}
+		deadLetters(t, dls, 5)
+		counted.mu.Lock()
+		defer counted.mu.Unlock()
+		// One batch tried twice and given up whole, none of its events alone again; evt-0
+		// may have gone alone before it (twice), if the worker took it before the others
+		// were queued.
+		if counted.batches != 2 || (counted.singles != 0 && counted.singles != 2) {
+			t.Errorf("%d batch attempts, %d single ones; want 2, and none but evt-0's (the batch given up whole)", counted.batches, counted.singles)
+		}
+	})
+}
+
+// countingSender counts the attempts of a BatchSender, single and batched.
+type countingSender struct {
+	BatchSender
+	mu               sync.Mutex
+	singles, batches int
+}
+
+func (c *countingSender) Send(ctx context.Context, ev cloudevents.Event) error {
+	c.mu.Lock()
+	c.singles++
+	c.mu.Unlock()
+	return c.BatchSender.Send(ctx, ev)
+}
+
+func (c *countingSender) SendBatch(ctx context.Context, evs []cloudevents.Event) error {
+	c.mu.Lock()
+	c.batches++
+	c.mu.Unlock()
+	return c.BatchSender.SendBatch(ctx, evs)
 }
 
 func TestRetryable(t *testing.T) {
