@@ -327,3 +327,66 @@ func TestKubernetesModeRefusesABadDelivery(t *testing.T) {
 		t.Errorf("status %s %q, want Error naming the field", st.Phase, st.Message)
 	}
 }
+
+// The whole path with the real webhook gateway: a request whose event the sensor refuses
+// is answered 200 once the event was dead-lettered (or, without a sink, dropped), which the
+// gateway learns from the DROPPED acknowledgement; the caller does not resend it.
+func TestWebhookRequestOfARefusedEventIsAnswered(t *testing.T) {
+	webhook := testenv.Binary(t, "services/gateways/webhook")
+	for _, withSink := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dead-letter sink %v", withSink), func(t *testing.T) {
+			gw, _ := testenv.StartGatewayProcess(t, webhook, nil)
+			sensor, url := startAckSensor(t, http.StatusBadRequest)
+			dls := testenv.StartSensor(t, sensorsink.Endpoints{})
+			port := strings.TrimPrefix(testenv.FreePort(t), "127.0.0.1:")
+			dir := t.TempDir()
+			gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
+			if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			writeSources(t, cmFile, map[string]string{"hook": `{endpoint: /hook, port: "` + port + `", method: POST}`})
+			args := []string{"--gateway", gwFile, "--event-sources", cmFile, "--server", "webhook=" + gw.Addr,
+				"--sensor", "every-sensor=" + url, "--metrics-address", ""}
+			if withSink {
+				args = append(args, "--sensor-dead-letter-sink", "every-sensor="+dls.URL)
+			}
+			startLocal(t, args...)
+			hook := "http://127.0.0.1:" + port + "/hook"
+			testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+				resp, err := http.Get(hook) // a POST endpoint: 405 once it listens
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusMethodNotAllowed {
+					return fmt.Errorf("GET %s: %d, want 405", hook, resp.StatusCode)
+				}
+				return nil
+			})
+
+			resp, err := http.Post(hook, "application/json", strings.NewReader(`{"order": 42}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("POST answered %d, want 200 (the event was given up by policy, not to be resent)", resp.StatusCode)
+			}
+			if n := sensor.requests.Load(); n != 1 {
+				t.Errorf("sensor asked %d times, want once (a 400 is not retried)", n)
+			}
+			letters := dls.Received()
+			if !withSink {
+				if len(letters) != 0 {
+					t.Errorf("dead-letter sink got %d events, want none (not configured)", len(letters))
+				}
+				return
+			}
+			// Answered only after the sink took it: it is there already.
+			// The webhook's event holds the request's header and body.
+			if len(letters) != 1 || !strings.Contains(string(letters[0].Data()), `"order"`) || fmt.Sprint(letters[0].Extensions()[dispatch.ExtensionErrorCode]) != "400" {
+				t.Errorf("dead-letter sink holds %v, want the event, with %s 400", letters, dispatch.ExtensionErrorCode)
+			}
+		})
+	}
+}
