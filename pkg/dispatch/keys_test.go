@@ -203,3 +203,145 @@ func TestOrderWithinKeysUnderConcurrencyAndRetries(t *testing.T) {
 		t.Errorf("at most %d deliveries in flight at once, want several (8 workers, 12 keys)", s.most)
 	}
 }
+
+// refusingSender is randomSender that also refuses some events for good (400), always the
+// same ones: those whose id is in refuse.
+type refusingSender struct {
+	*randomSender
+	refuse map[string]bool
+}
+
+func (s *refusingSender) Send(ctx context.Context, ev cloudevents.Event) error {
+	if s.refuse[ev.ID()] {
+		return &AnswerError{Code: 400, Err: errors.New("400 Bad Request")}
+	}
+	return s.randomSender.Send(ctx, ev)
+}
+
+// recordingSink is a dead-letter sink that records what it took, by key.
+type recordingSink struct {
+	mu   sync.Mutex
+	took map[string][]string
+}
+
+func (s *recordingSink) Send(_ context.Context, ev cloudevents.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := fmt.Sprint(ev.Extensions()[keyExtension])
+	s.took[key] = append(s.took[key], ev.ID())
+	return nil
+}
+
+func (s *recordingSink) Close() error   { return nil }
+func (s *recordingSink) String() string { return "recording" }
+
+// With random failures, random refusals and a bounded policy, every event of a key ends
+// exactly once, at the sensor or the dead-letter sink, and the sensor takes each key's
+// events in order: a retried event holds its key, a given up one lets it move on.
+func TestOrderWithinKeysAcrossRetriesAndGiveUps(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	s := &refusingSender{randomSender: &randomSender{rnd: rand.New(rand.NewPCG(12, 13)), inFlight: map[string]int{}, took: map[string][]string{}}, refuse: map[string]bool{}}
+	sink := &recordingSink{took: map[string][]string{}}
+	backoff := Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond, Factor: 2}
+	// One attempt in five fails at random: three attempts leave about one event in 125 out
+	// of retries, besides the refused ones.
+	pol := Policy{MaxAttempts: 3, DeadLetter: sink}
+	d := New([]Target{{Name: "random", Sender: s, Policy: pol}}, Options{Concurrency: 8, AttemptTimeout: time.Minute, Backoff: backoff, Log: testenv.Logger(t)})
+	t.Cleanup(func() { d.Close(0) })
+
+	var keys []Key
+	for i := range 7 {
+		keys = append(keys, Key{Source: "src", Ordering: strconv.Itoa(i)})
+	}
+	keys = append(keys, Key{Source: "src"})
+	const events = 600
+	want := map[string][]string{}
+	var mu sync.Mutex
+	outcome := map[string]Outcome{}
+	var settled sync.WaitGroup
+	// Which events the sensor refuses is settled before the workers read it.
+	type keyed struct {
+		key Key
+		ev  cloudevents.Event
+	}
+	var evs []keyed
+	for i := range events {
+		key := keys[rnd.IntN(len(keys))]
+		ev := keyedEvent(i, key)
+		if rnd.IntN(10) == 0 {
+			s.refuse[ev.ID()] = true
+		}
+		want[key.Source+"/"+key.Ordering] = append(want[key.Source+"/"+key.Ordering], ev.ID())
+		evs = append(evs, keyed{key, ev})
+	}
+	for _, e := range evs {
+		key, ev := e.key, e.ev
+		settled.Add(1)
+		id := ev.ID()
+		if err := d.DispatchThen(t.Context(), key, ev, func(o Outcome) {
+			mu.Lock()
+			defer mu.Unlock()
+			if _, twice := outcome[id]; twice {
+				t.Errorf("%s settled twice", id)
+			}
+			outcome[id] = o
+			settled.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { settled.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not every event settled: %d pending", d.pending())
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if s.overlap != nil {
+		t.Fatal(s.overlap)
+	}
+	refused, exhausted := 0, 0
+	for key, ids := range want {
+		took, letters := s.took[key], sink.took[key]
+		inSink := map[string]bool{}
+		for _, id := range letters {
+			inSink[id] = true
+		}
+		var wantTook, wantLetters []string
+		for _, id := range ids {
+			if inSink[id] {
+				wantLetters = append(wantLetters, id)
+				if outcome[id] != Dropped {
+					t.Errorf("%s dead-lettered but settled %s", id, outcome[id])
+				}
+				if !s.refuse[id] {
+					exhausted++
+				}
+				continue
+			}
+			if s.refuse[id] {
+				t.Errorf("%s refused for good but not dead-lettered", id)
+			}
+			if outcome[id] != Delivered {
+				t.Errorf("%s taken but settled %s", id, outcome[id])
+			}
+			wantTook = append(wantTook, id)
+		}
+		if fmt.Sprint(took) != fmt.Sprint(wantTook) {
+			t.Errorf("key %s: sensor took %v, want %v (each once, in order)", key, took, wantTook)
+		}
+		if fmt.Sprint(letters) != fmt.Sprint(wantLetters) {
+			t.Errorf("key %s: sink took %v, want %v (each once, in order)", key, letters, wantLetters)
+		}
+		refused += len(wantLetters)
+	}
+	if refused == 0 || s.most < 2 {
+		t.Errorf("%d events dead-lettered, at most %d deliveries at once: the test did not exercise give-ups under concurrency", refused, s.most)
+	}
+	t.Logf("%d dead-lettered, %d of them out of retries; at most %d deliveries at once", refused, exhausted, s.most)
+}
