@@ -91,6 +91,15 @@ func TestCRD(t *testing.T) {
 			t.Errorf("spec.%s does not preserve unknown fields", field)
 		}
 	}
+	// The API server refuses what the schema can tell of a sensor's delivery, naming the
+	// field, before any controller or client sees the Gateway.
+	delivery := lookup(spec, "properties", "watchers", "properties", "sensors", "items", "properties", "delivery", "properties")
+	if got := lookup(delivery, "retry")["minimum"]; got != 0.0 {
+		t.Errorf("delivery.retry minimum = %v, want 0", got)
+	}
+	if got := fmt.Sprint(lookup(delivery, "backoffPolicy")["enum"]); got != "[exponential linear]" {
+		t.Errorf("delivery.backoffPolicy enum = %s, want [exponential linear]", got)
+	}
 }
 
 // The API server prunes fields its schema does not declare, and rejects missing required
