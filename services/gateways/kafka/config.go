@@ -197,6 +197,11 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 		}
 		sc.Consumer.Offsets.AutoCommit.Enable = true
 		sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+		// How long a rebalance waits for the members to join again (sarama's default is a
+		// minute). A gateway killed while it was joining stays a member until then, holding
+		// the partitions it was given; ours end their claims at once when a session ends, so
+		// a short bound costs nothing and hands a dead gateway's partitions on sooner.
+		sc.Consumer.Group.Rebalance.Timeout = 10 * time.Second
 	}
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka: client configuration: %w", err)
