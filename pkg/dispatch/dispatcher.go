@@ -434,6 +434,11 @@ func (d *Dispatcher) work(q *queue) {
 func (d *Dispatcher) deliver(q *queue, b BatchSender, batch []item, prior int, lastChance bool) bool {
 	m := d.opts.Metrics
 	first := time.Now()
+	if prior == 0 {
+		for _, it := range batch {
+			m.queueDelay.WithLabelValues(q.target.Name).Observe(first.Sub(it.enqueued).Seconds())
+		}
+	}
 	for attempt := prior + 1; ; attempt++ {
 		err := d.attempt(q.target.Sender, b, batch)
 		retryable := err != nil && Retryable(err)

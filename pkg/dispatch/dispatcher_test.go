@@ -200,6 +200,23 @@ func TestSensorOutageLosesNothingAndKeepsOrder(t *testing.T) {
 		}
 		return nil
 	})
+	// Each event's wait before its first attempt is observed once; the later ones waited
+	// behind the first through the outage.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var sum float64
+	for _, f := range families {
+		if f.GetName() == "eventgate_client_queue_delay_seconds" {
+			h := f.GetMetric()[0].GetHistogram()
+			count, sum = h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	if count != n || sum <= 0 {
+		t.Errorf("queue delay: %d observations summing %vs, want %d and more than 0", count, sum, n)
+	}
 }
 
 func TestFullQueueBlocksInsteadOfDropping(t *testing.T) {

@@ -8,6 +8,7 @@ type Metrics struct {
 	failed     *prometheus.CounterVec
 	queueDepth *prometheus.GaugeVec
 	latency    *prometheus.HistogramVec
+	queueDelay *prometheus.HistogramVec
 	reachable  *prometheus.GaugeVec
 
 	retries            *prometheus.CounterVec
@@ -36,6 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from queueing an event to the sensor accepting it, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"sensor"}),
+		queueDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eventgate_client_queue_delay_seconds",
+			Help:    "Time an event waited in the client, behind other events of its key or for a free delivery slot, before its first attempt at the sensor, by sensor.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"sensor"}),
 		reachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventgate_client_sensor_reachable",
 			Help: "1 while the sensor takes deliveries, 0 from a failed delivery or connection attempt (a NATS server not up yet) to the next success, by sensor.",
@@ -58,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"sensor"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.dispatched, m.failed, m.queueDepth, m.latency, m.reachable, m.retries, m.deadLettered, m.dropped, m.deadLetterFailures)
+		reg.MustRegister(m.dispatched, m.failed, m.queueDepth, m.latency, m.queueDelay, m.reachable, m.retries, m.deadLettered, m.dropped, m.deadLetterFailures)
 	}
 	return m
 }
