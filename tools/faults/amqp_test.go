@@ -41,13 +41,23 @@ func startRabbit(t *testing.T) *rabbitNode {
 		}
 		t.Skipf("SKIPPED: no RabbitMQ: %v (set %s=1 to fail instead)", err, amqpenv.EnvRequire)
 	}
-	out, err := exec.Command(script, "start", "--watch-pid", fmt.Sprint(os.Getpid())).Output()
-	if err != nil {
+	// A node started beside the run's shared one now and then fails to set up Erlang
+	// distribution ("nodistribution") while the other boots; a new attempt, with new
+	// names and ports from the script, starts.
+	var out []byte
+	for attempt := 1; ; attempt++ {
+		out, err = exec.Command(script, "start", "--watch-pid", fmt.Sprint(os.Getpid())).Output()
+		if err == nil {
+			break
+		}
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			err = fmt.Errorf("%w\n%s", err, exit.Stderr)
 		}
-		t.Fatalf("%s start: %v", script, err)
+		if attempt == 3 {
+			t.Fatalf("%s start, %d attempts: %v", script, attempt, err)
+		}
+		t.Logf("%s start, attempt %d: %v", script, attempt, err)
 	}
 	n := &rabbitNode{script: script}
 	for _, line := range strings.Split(string(out), "\n") {

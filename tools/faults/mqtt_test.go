@@ -25,7 +25,7 @@ const (
 // publisher; the drain waits for the broker to hold nothing unacknowledged for the
 // gateway's session.
 func mqttSystem(t *testing.T, l *ledger) *system {
-	broker := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()), mqttenv.WithMaxWritesPending(1<<16))
+	broker := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()), mqttenv.WithMaxWritesPending(1<<16), mqttenv.WithMaxInflight(65535))
 	// A message the broker PUBACKed and then dropped over its quota would count as lost:
 	// the drain names them apart. A restart starts the count again.
 	var droppedBefore atomic.Int64

@@ -44,6 +44,7 @@ type Broker struct {
 type options struct {
 	users         map[string]string
 	writesPending int32
+	inflight      uint16
 	tls           *tls.Config
 	storage       string
 }
@@ -66,6 +67,14 @@ func WithUser(username, password string) Option {
 // faster than a consumer reads raise it so that nothing is dropped.
 func WithMaxWritesPending(n int32) Option {
 	return func(o *options) { o.writesPending = n }
+}
+
+// WithMaxInflight sets how many QoS 1/2 messages the broker holds unacknowledged for one
+// session, queued for an absent client included, before it drops new ones (mochi's
+// MaximumInflight, 8192 by default; at most 65535, the packet identifiers): fault tests
+// whose sessions pile up a backlog raise it so that the broker loses nothing.
+func WithMaxInflight(n uint16) Option {
+	return func(o *options) { o.inflight = n }
 }
 
 // WithTLS makes the broker accept TLS connections only, with cfg; URL is then ssl://.
@@ -99,6 +108,9 @@ func (b *Broker) start(addr string) error {
 	caps := mqtt.NewDefaultServerCapabilities()
 	if b.opts.writesPending > 0 {
 		caps.MaximumClientWritesPending = b.opts.writesPending
+	}
+	if b.opts.inflight > 0 {
+		caps.MaximumInflight = b.opts.inflight
 	}
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: testenv.Logger(b.t)})
 	if err := srv.AddHook(&authHook{users: b.opts.users}, nil); err != nil {
