@@ -13,6 +13,9 @@ import (
 	"github.com/eventgate/eventgate/protos/gateways"
 )
 
+// benchBody is what the benchmarks post: a small GitHub-like webhook.
+const benchBody = `{"action": "opened", "number": 1347, "sender": {"login": "octocat"}}`
+
 // BenchmarkRequest posts from parallel clients to a bare net/http handler (the baseline,
 // measured in the same run) and to a webhook route whose stream is read as fast as it
 // comes: webhook's ns/op over bare's is the gateway's cost per request up to the stream.
@@ -20,63 +23,82 @@ import (
 //
 //	go test -run '^$' -bench Request -cpu 8 ./services/gateways/webhook/
 func BenchmarkRequest(b *testing.B) {
-	body := `{"action": "opened", "number": 1347, "sender": {"login": "octocat"}}`
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 256
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	b.Cleanup(tr.CloseIdleConnections)
-
-	run := func(b *testing.B, url string) {
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				resp, err := client.Post(url, "application/json", strings.NewReader(body))
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					b.Errorf("status %d", resp.StatusCode)
-					return
-				}
-			}
-		})
-	}
-
+	client := benchClient(b)
 	b.Run("bare", func(b *testing.B) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusOK)
 		}))
 		defer srv.Close()
-		run(b, srv.URL+"/hook")
+		postParallel(b, client, srv.URL+"/hook", nil)
 	})
-
 	b.Run("webhook", func(b *testing.B) {
-		gw := testenv.StartGateway(b, newGateway("127.0.0.1"))
-		port := freePort(b)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		stream, err := gw.Client.StartEventSource(ctx, &gateways.EventSource{Name: "bench", Data: `{endpoint: /hook, port: "` + port + `", method: POST}`})
-		if err != nil {
-			b.Fatal(err)
-		}
-		drained := make(chan struct{})
-		go func() {
-			defer close(drained)
-			for {
-				if _, err := stream.Recv(); err != nil {
-					return
-				}
-			}
-		}()
-		url := "http://127.0.0.1:" + port + "/hook"
-		testenv.Eventually(b, 10*time.Second, 5*time.Millisecond, func() error { return probe(client, url, http.StatusMethodNotAllowed) })
-		run(b, url)
+		postParallel(b, client, startBenchRoute(b, client), nil)
+	})
+}
+
+// benchClient keeps a connection per poster alive, as load generators do.
+func benchClient(b *testing.B) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	b.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// startBenchRoute starts a webhook gateway with a POST /hook route whose stream is read as
+// fast as it comes (StartEventSource: no acknowledgements), and returns the route's URL once
+// it answers. The stream ends with b.
+func startBenchRoute(b *testing.B, client *http.Client) string {
+	gw := testenv.StartGateway(b, newGateway("127.0.0.1"))
+	port := freePort(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := gw.Client.StartEventSource(ctx, &gateways.EventSource{Name: "bench", Data: `{endpoint: /hook, port: "` + port + `", method: POST}`})
+	if err != nil {
 		cancel()
-		<-drained
+		b.Fatal(err)
+	}
+	drained := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-drained })
+	go func() {
+		defer close(drained)
+		for {
+			if _, err := stream.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	url := "http://127.0.0.1:" + port + "/hook"
+	testenv.Eventually(b, 10*time.Second, 5*time.Millisecond, func() error { return probe(client, url, http.StatusMethodNotAllowed) })
+	return url
+}
+
+// postParallel posts benchBody with header to url from parallel clients for b.N requests,
+// each to be answered 200.
+func postParallel(b *testing.B, client *http.Client, url string, header http.Header) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(benchBody))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			for k, v := range header {
+				req.Header[k] = v
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
 	})
 }
