@@ -52,7 +52,7 @@ func CaptureLogs(t testing.TB) (*SyncBuffer, server.Option) {
 	buf := &SyncBuffer{}
 	var w io.Writer = buf
 	if testing.Verbose() {
-		w = io.MultiWriter(buf, testWriter{t})
+		w = io.MultiWriter(buf, newTestWriter(t))
 	}
 	return buf, server.WithLogger(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 }

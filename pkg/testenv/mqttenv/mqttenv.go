@@ -404,7 +404,7 @@ func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}()
 }
 
-// storageHook is mochi's bolt storage with three repairs:
+// storageHook is mochi's bolt storage with four repairs:
 //   - It does not store the system statistics: the server's event loop may still write
 //     those while Close closes the database, a race the sessions (written by client
 //     goroutines, which Close waits for) do not have.
@@ -415,20 +415,45 @@ func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 //   - It keeps the queued messages of a session that a new connection takes over: mochi
 //     clears them from the old session after copying them to the new one, which deletes
 //     them from the store too (same keys) until they are sent again.
-type storageHook struct{ *bolt.Hook }
+//   - It does not delete the record of a message that took the packet identifier of one
+//     just acknowledged: mochi frees the identifier before it runs OnQosComplete, so a
+//     message published in between is stored under the same key and then deleted with the
+//     old one, and a restart loses it (its publisher had its PUBACK).
+type storageHook struct {
+	*bolt.Hook
+	// mu orders a completion's check and delete against the stores of new messages.
+	mu sync.Mutex
+}
 
-func (h storageHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+func (h *storageHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.Hook.OnQosPublish(cl, pk, sent, resends)
+}
+
+func (h *storageHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Once the client's inflight set holds the identifier again, its record is the new
+	// message's: stored already, or to be stored after this (it waits on mu).
+	if _, reused := cl.State.Inflight.Get(pk.PacketID); reused {
+		return
+	}
+	h.Hook.OnQosComplete(cl, pk)
+}
+
+func (h *storageHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	if cl.IsTakenOver() {
 		return
 	}
-	h.Hook.OnQosDropped(cl, pk)
+	h.OnQosComplete(cl, pk)
 }
 
-func (h storageHook) Provides(b byte) bool {
+func (h *storageHook) Provides(b byte) bool {
 	return b != mqtt.OnSysInfoTick && b != mqtt.StoredSysInfo && h.Hook.Provides(b)
 }
 
-func (h storageHook) StoredInflightMessages() ([]storage.Message, error) {
+func (h *storageHook) StoredInflightMessages() ([]storage.Message, error) {
 	msgs, err := h.Hook.StoredInflightMessages()
 	if err != nil {
 		return nil, err
