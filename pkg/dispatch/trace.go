@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -16,28 +15,30 @@ import (
 
 // traceDelivery prepares one delivery attempt of ev to target. The event's trace context
 // (the CloudEvents distributed tracing extension, which binary mode sends as
-// ce-traceparent) also goes as the plain W3C traceparent and tracestate headers, which
-// is what the sensor's tracer reads. With span export on, the attempt is a "deliver"
-// span, a child of the event's trace context, and the headers name that span. end
-// closes the span with the attempt's outcome.
-func traceDelivery(ctx context.Context, ev cloudevents.Event, target string) (_ context.Context, end func(error)) {
+// ce-traceparent) also goes into h (an HTTP request's headers; nil for other transports)
+// as the plain W3C traceparent and tracestate headers, which is what the sensor's tracer
+// reads. With span export on, the attempt is a "deliver" span, a child of the event's
+// trace context, and the headers name that span. end closes the span with the attempt's
+// outcome.
+func traceDelivery(ctx context.Context, ev cloudevents.Event, target string, h http.Header) (_ context.Context, end func(error)) {
 	parent, _ := ev.Extensions()[tracing.TraceParent].(string)
 	t := tracing.Tracer()
 	if t == nil {
-		if parent == "" {
+		if parent == "" || h == nil {
 			return ctx, noEnd
 		}
-		h := http.Header{"Traceparent": {parent}}
+		h["Traceparent"] = []string{parent}
 		if state, _ := ev.Extensions()[tracing.TraceState].(string); state != "" {
 			h["Tracestate"] = []string{state}
 		}
-		return cehttp.WithCustomHeader(ctx, h), noEnd
+		return ctx, noEnd
 	}
 	ctx, span := t.Start(tracing.Extract(ctx, traceMetadata(ev)), "deliver", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("eventgate.sensor", target), attribute.String("eventgate.event_id", ev.ID())))
-	h := http.Header{}
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
-	return cehttp.WithCustomHeader(ctx, h), func(err error) { endSpan(span, err) }
+	if h != nil {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
+	return ctx, func(err error) { endSpan(span, err) }
 }
 
 // traceBatch is traceDelivery for a batch: a "deliver" span per event (with export on),
