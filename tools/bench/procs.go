@@ -140,8 +140,11 @@ func (p *proc) stop() {
 
 // usage is what the kernel accounts to a process.
 type usage struct {
-	rssKiB, peakKiB int64         // resident set now, and its high-water mark
-	cpu             time.Duration // user + system time so far
+	rssKiB, peakKiB int64 // resident set now, and its high-water mark
+	// fileKiB is the part of rssKiB that is pages of files (the binary's code and data,
+	// shared with the page cache), the rest being the process's own (heap, stacks).
+	fileKiB int64
+	cpu     time.Duration // user + system time so far
 }
 
 // clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
@@ -162,6 +165,8 @@ func (p *proc) usage() (usage, error) {
 			u.rssKiB = kib
 		case "VmHWM":
 			u.peakKiB = kib
+		case "RssFile":
+			u.fileKiB = kib
 		}
 	}
 	stat, err := os.ReadFile("/proc/" + pid + "/stat")
