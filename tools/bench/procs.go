@@ -145,6 +145,10 @@ type usage struct {
 	// shared with the page cache), the rest being the process's own (heap, stacks).
 	fileKiB int64
 	cpu     time.Duration // user + system time so far
+	// rw counts the read and write system calls so far (/proc/<pid>/io syscr + syscw):
+	// on loopback each is a wake-up of the other side, so per event it says how much
+	// of a path's cost is hops between processes.
+	rw int64
 }
 
 // clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on Linux).
@@ -183,6 +187,17 @@ func (p *proc) usage() (usage, error) {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	u.cpu = time.Duration(utime+stime) * clockTick
+	io, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return u, err
+	}
+	for _, line := range strings.Split(string(io), "\n") {
+		key, value, _ := strings.Cut(line, ": ")
+		if key == "syscr" || key == "syscw" {
+			n, _ := strconv.ParseInt(value, 10, 64)
+			u.rw += n
+		}
+	}
 	return u, nil
 }
 

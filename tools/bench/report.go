@@ -35,6 +35,7 @@ type result struct {
 	latency   []time.Duration // sorted: end to end (e2e), round trip otherwise
 	rtt       []time.Duration // sorted: the posters' round trips
 	cpu       map[string]time.Duration
+	rw        map[string]int64 // read and write system calls, by process
 	window    time.Duration
 }
 
@@ -49,7 +50,7 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 		before[p.name] = u
 	}
 	posted := post(ctx, client, t.url, run, l)
-	r := &result{target: t, load: l, posted: posted, cpu: map[string]time.Duration{}}
+	r := &result{target: t, load: l, posted: posted, cpu: map[string]time.Duration{}, rw: map[string]int64{}}
 	r.rtt = sorted(posted.rtt)
 	end := posted.end
 	if t.e2e {
@@ -87,6 +88,7 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 		r.cpu[p.name] = u.cpu - before[p.name].cpu
+		r.rw[p.name] = u.rw - before[p.name].rw
 	}
 	return r, nil
 }
@@ -104,6 +106,9 @@ func (r *result) merge(b *result) *result {
 	r.rtt = sorted(append(r.rtt, b.rtt...))
 	for n, c := range b.cpu {
 		r.cpu[n] += c
+	}
+	for n, c := range b.rw {
+		r.rw[n] += c
 	}
 	r.window += b.window
 	r.perSecond = float64(r.delivered) / r.window.Seconds()
@@ -142,7 +147,7 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 	}
 	table := func(title string, rs []*result) {
 		fmt.Fprintf(w, "%s\n", title)
-		fmt.Fprintf(w, "  %-12s %10s %9s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "vs a0", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU per event")
+		fmt.Fprintf(w, "  %-12s %10s %9s %9s %9s %9s %9s %9s %8s %8s %s\n", "path", "events/s", "vs relay", "vs a0", "p50", "p99", "max", "rtt p99", "lost", "refused", "CPU and read+write syscalls per event")
 		relay, unacked := byName(rs, "relay"), byName(rs, unackedPath)
 		for _, r := range rs {
 			ratio, vsUnacked := "-", "-"
@@ -160,7 +165,7 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 			sort.Strings(names)
 			for _, n := range names {
 				if r.delivered > 0 {
-					cpu = append(cpu, fmt.Sprintf("%s %.0fµs", n, float64(r.cpu[n].Microseconds())/float64(r.delivered)))
+					cpu = append(cpu, fmt.Sprintf("%s %.0fµs %.1frw", n, float64(r.cpu[n].Microseconds())/float64(r.delivered), float64(r.rw[n])/float64(r.delivered)))
 				}
 			}
 			refused := 0
