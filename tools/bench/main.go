@@ -135,6 +135,11 @@ func run(ctx context.Context, o options) error {
 	// At rest: the sources are active, nothing has been posted yet.
 	time.Sleep(500 * time.Millisecond)
 	rest := map[*proc]usage{}
+	for _, pr := range []*proc{p.bare, p.relay} {
+		if rest[pr], err = pr.usage(); err != nil {
+			return err
+		}
+	}
 	targets := []target{
 		{name: "bare", url: p.bareURL, procs: []*proc{p.bare}},
 		{name: "relay", url: p.relayURL, e2e: true, procs: []*proc{p.relay}},
