@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ type Broker struct {
 	acks *ackLog // across restarts
 	mu   sync.Mutex
 	srv  *mqtt.Server // nil while stopped
+	// closing is srv's, set as Stop begins.
+	closing *closingGuard
 }
 
 type options struct {
@@ -122,6 +125,10 @@ func (b *Broker) start(addr string) error {
 	if err := srv.AddHook(newTakeoverGuard(srv), nil); err != nil {
 		return fmt.Errorf("add takeover guard: %w", err)
 	}
+	closing := &closingGuard{srv: srv}
+	if err := srv.AddHook(closing, nil); err != nil {
+		return fmt.Errorf("add closing guard: %w", err)
+	}
 	if b.opts.storage != "" {
 		store := &storageHook{Hook: new(bolt.Hook)}
 		err := srv.AddHook(store, &bolt.Options{
@@ -141,7 +148,7 @@ func (b *Broker) start(addr string) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	b.mu.Lock()
-	b.srv = srv
+	b.srv, b.closing = srv, closing
 	b.Addr = tcp.Address()
 	b.URL = "tcp://" + b.Addr
 	if b.opts.tls != nil {
@@ -154,10 +161,11 @@ func (b *Broker) start(addr string) error {
 // Stop closes the broker and every client connection; it is idempotent.
 func (b *Broker) Stop() {
 	b.mu.Lock()
-	srv := b.srv
-	b.srv = nil
+	srv, closing := b.srv, b.closing
+	b.srv, b.closing = nil, nil
 	b.mu.Unlock()
 	if srv != nil {
+		closing.closing.Store(true)
 		srv.Close()
 	}
 }
@@ -402,6 +410,29 @@ func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		h.cond.Broadcast()
 		h.mu.Unlock()
 	}()
+}
+
+// closingGuard disconnects a client whose connect ends while the broker closes. mochi's
+// Close disconnects the clients it has, closes the listener, then waits for every
+// connection to end; a connect under way then (one the takeover guard holds, for instance)
+// joins the clients after that, is never disconnected, and Close waits for it for ever: a
+// fault test's broker restart hung so. closing is set before Close begins, so a client
+// that joins after Close listed them finds it set here, where mochi calls the hooks after
+// adding the client and before reading from it.
+type closingGuard struct {
+	mqtt.HookBase
+	srv     *mqtt.Server
+	closing atomic.Bool
+}
+
+func (h *closingGuard) ID() string { return "mqttenv-closing-guard" }
+
+func (h *closingGuard) Provides(b byte) bool { return b == mqtt.OnSessionEstablished }
+
+func (h *closingGuard) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	if h.closing.Load() {
+		_ = h.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	}
 }
 
 // storageHook is mochi's bolt storage with four repairs:

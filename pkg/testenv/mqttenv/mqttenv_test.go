@@ -1,12 +1,16 @@
 package mqttenv_test
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/mqttenv"
@@ -194,5 +198,64 @@ func TestPublishDuringTakeoverLosesNothing(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// holdEstablish holds every connect in OnSessionEstablish (just before the broker adds the
+// client) until release is closed; entered gets a value as each connect arrives there.
+type holdEstablish struct {
+	mqtt.HookBase
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *holdEstablish) ID() string { return "test-hold-establish" }
+
+func (h *holdEstablish) Provides(b byte) bool { return b == mqtt.OnSessionEstablish }
+
+func (h *holdEstablish) OnSessionEstablish(*mqtt.Client, packets.Packet) {
+	h.entered <- struct{}{}
+	<-h.release
+}
+
+// Stop returns although a connect was under way when it began: the client joins after
+// mochi's Close listed the clients to disconnect (the fault suite's broker restart met a
+// connect held so by the takeover guard, and Close waited for it for ever).
+func TestStopEndsAConnectUnderWay(t *testing.T) {
+	b := mqttenv.Start(t)
+	hold := &holdEstablish{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	if err := b.Server().AddHook(hold, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID("late").SetCleanSession(false).
+		SetAutoReconnect(false).SetConnectTimeout(30 * time.Second))
+	c.Connect()
+	t.Cleanup(func() { c.Disconnect(0) })
+	select {
+	case <-hold.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connect did not reach the broker within 10s")
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		b.Stop()
+	}()
+	// Close lists the clients to disconnect, then closes the listener: once a dial is
+	// refused, the list was made without the held client.
+	testenv.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		conn, err := net.Dial("tcp", b.Addr)
+		if err != nil {
+			return nil
+		}
+		conn.Close()
+		return errors.New("the listener still accepts")
+	})
+	close(hold.release)
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not return within 10s of the held connect going on: the late client was never disconnected")
 	}
 }
