@@ -187,11 +187,11 @@ func (p *proc) usage() (usage, error) {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	u.cpu = time.Duration(utime+stime) * clockTick
-	io, err := os.ReadFile("/proc/" + pid + "/io")
+	counters, err := os.ReadFile("/proc/" + pid + "/io")
 	if err != nil {
 		return u, err
 	}
-	for _, line := range strings.Split(string(io), "\n") {
+	for _, line := range strings.Split(string(counters), "\n") {
 		key, value, _ := strings.Cut(line, ": ")
 		if key == "syscr" || key == "syscw" {
 			n, _ := strconv.ParseInt(value, 10, 64)
