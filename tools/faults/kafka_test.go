@@ -30,6 +30,7 @@ type kafkaBroker struct {
 	port    int
 	mu      sync.Mutex
 	cluster *kfake.Cluster
+	reaper  *memberReaper // watches every start of the broker
 }
 
 func startKafka(t *testing.T) *kafkaBroker {
@@ -37,7 +38,18 @@ func startKafka(t *testing.T) *kafkaBroker {
 	b.start()
 	_, port, _ := strings.Cut(b.cluster.ListenAddrs()[0], ":")
 	b.port, _ = strconv.Atoi(port)
-	t.Cleanup(func() { b.stop() })
+	b.reaper = newMemberReaper(t, b.addr())
+	b.reaper.watch(b.cluster)
+	stop, reaped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reaped)
+		b.reaper.run(stop)
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-reaped
+		b.stop()
+	})
 	return b
 }
 
@@ -52,6 +64,9 @@ func (b *kafkaBroker) start() {
 	})
 	if err != nil {
 		b.t.Fatalf("start Kafka broker: %v", err)
+	}
+	if b.reaper != nil {
+		b.reaper.watch(c)
 	}
 	b.mu.Lock()
 	b.cluster = c
