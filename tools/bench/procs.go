@@ -157,13 +157,8 @@ const clockTick = 10 * time.Millisecond
 func (p *proc) usage() (usage, error) {
 	var u usage
 	pid := strconv.Itoa(p.cmd.Process.Pid)
-	status, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return u, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		key, value, _ := strings.Cut(line, ":")
-		kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+	err := eachField(pid, "status", func(key, value string) {
+		kib, _ := strconv.ParseInt(strings.TrimSuffix(value, " kB"), 10, 64)
 		switch key {
 		case "VmRSS":
 			u.rssKiB = kib
@@ -172,6 +167,9 @@ func (p *proc) usage() (usage, error) {
 		case "RssFile":
 			u.fileKiB = kib
 		}
+	})
+	if err != nil {
+		return u, err
 	}
 	stat, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
@@ -187,18 +185,27 @@ func (p *proc) usage() (usage, error) {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	u.cpu = time.Duration(utime+stime) * clockTick
-	counters, err := os.ReadFile("/proc/" + pid + "/io")
-	if err != nil {
-		return u, err
-	}
-	for _, line := range strings.Split(string(counters), "\n") {
-		key, value, _ := strings.Cut(line, ": ")
+	err = eachField(pid, "io", func(key, value string) {
 		if key == "syscr" || key == "syscw" {
 			n, _ := strconv.ParseInt(value, 10, 64)
 			u.rw += n
 		}
+	})
+	return u, err
+}
+
+// eachField calls f with the key and the trimmed value of each "key: value" line of
+// /proc/<pid>/<file>.
+func eachField(pid, file string, f func(key, value string)) error {
+	data, err := os.ReadFile("/proc/" + pid + "/" + file)
+	if err != nil {
+		return err
 	}
-	return u, nil
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, _ := strings.Cut(line, ":")
+		f(key, strings.TrimSpace(value))
+	}
+	return nil
 }
 
 // freeAddr is a 127.0.0.1 address whose port was free a moment ago.
