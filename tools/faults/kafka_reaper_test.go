@@ -19,7 +19,7 @@ import (
 // join, sync, heartbeat or commit, and makes one silent past reapAfter leave the group.
 type memberReaper struct {
 	t    *testing.T
-	addr string
+	addr func() string // the broker's, known once it first started
 
 	mu   sync.Mutex
 	seen map[string]time.Time // member id -> last request
@@ -30,7 +30,7 @@ type memberReaper struct {
 // lost; a live member heartbeats every 3s and rejoins within its rebalance timeout (10s).
 const reapAfter = 15 * time.Second
 
-func newMemberReaper(t *testing.T, addr string) *memberReaper {
+func newMemberReaper(t *testing.T, addr func() string) *memberReaper {
 	return &memberReaper{t: t, addr: addr, seen: map[string]time.Time{}}
 }
 
@@ -82,7 +82,7 @@ func (r *memberReaper) reap() {
 	if len(silent) == 0 {
 		return
 	}
-	client, err := sarama.NewClient([]string{r.addr}, kafkaConfig())
+	client, err := sarama.NewClient([]string{r.addr()}, kafkaConfig())
 	if err != nil {
 		return // the broker is down: its restart expires what it restores
 	}

@@ -35,11 +35,10 @@ type kafkaBroker struct {
 
 func startKafka(t *testing.T) *kafkaBroker {
 	b := &kafkaBroker{t: t, dir: t.TempDir()}
+	b.reaper = newMemberReaper(t, b.addr)
 	b.start()
 	_, port, _ := strings.Cut(b.cluster.ListenAddrs()[0], ":")
 	b.port, _ = strconv.Atoi(port)
-	b.reaper = newMemberReaper(t, b.addr())
-	b.reaper.watch(b.cluster)
 	stop, reaped := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(reaped)
@@ -65,9 +64,7 @@ func (b *kafkaBroker) start() {
 	if err != nil {
 		b.t.Fatalf("start Kafka broker: %v", err)
 	}
-	if b.reaper != nil {
-		b.reaper.watch(c)
-	}
+	b.reaper.watch(c)
 	b.mu.Lock()
 	b.cluster = c
 	b.mu.Unlock()
