@@ -32,11 +32,14 @@ type result struct {
 	unacked   int // at the sensor, but not answered 200 (a retry would duplicate them)
 	dups      int
 	perSecond float64
-	latency   []time.Duration // sorted: end to end (e2e), round trip otherwise
-	rtt       []time.Duration // sorted: the posters' round trips
-	cpu       map[string]time.Duration
-	rw        map[string]int64 // read and write system calls, by process
-	window    time.Duration
+	// roundRates is events/s per round: paths take turns, so the ratio of two paths' rates
+	// in the same round shows how much the machine's load moved the overall one.
+	roundRates []float64
+	latency    []time.Duration // sorted: end to end (e2e), round trip otherwise
+	rtt        []time.Duration // sorted: the posters' round trips
+	cpu        map[string]time.Duration
+	rw         map[string]int64 // read and write system calls, by process
+	window     time.Duration
 }
 
 // measure posts per l and waits for the sensor to settle.
@@ -82,6 +85,7 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 	}
 	r.window = end.Sub(posted.start)
 	r.perSecond = float64(r.delivered) / r.window.Seconds()
+	r.roundRates = []float64{r.perSecond}
 	for _, p := range t.procs {
 		u, err := p.usage()
 		if err != nil {
@@ -91,6 +95,17 @@ func measure(ctx context.Context, client *http.Client, a *arrivals, t target, ru
 		r.rw[p.name] = u.rw - before[p.name].rw
 	}
 	return r, nil
+}
+
+// roundRatios lists r's events/s over base's, round by round.
+func roundRatios(r, base *result) string {
+	var out []string
+	for i := range min(len(r.roundRates), len(base.roundRates)) {
+		if base.roundRates[i] > 0 {
+			out = append(out, fmt.Sprintf("%.2f", r.roundRates[i]/base.roundRates[i]))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // cpuPerEvent is the CPU of all the run's processes per event delivered.
@@ -120,6 +135,7 @@ func (r *result) merge(b *result) *result {
 		r.rw[n] += c
 	}
 	r.window += b.window
+	r.roundRates = append(r.roundRates, b.roundRates...)
 	r.perSecond = float64(r.delivered) / r.window.Seconds()
 	r.posted.errors += b.posted.errors
 	r.posted.overdue += b.posted.overdue
@@ -230,7 +246,7 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 		fmt.Fprintf(w, "  gateway (default flags):\n")
 		if relay := byName(closed, "relay"); relay != nil && relay.perSecond > 0 {
 			ratio := g.perSecond / relay.perSecond
-			check(ratio >= 0.8, "throughput >= 0.8x the bare relay's: %.2fx (%.0f vs %.0f events/s)", ratio, g.perSecond, relay.perSecond)
+			check(ratio >= 0.8, "throughput >= 0.8x the bare relay's: %.2fx (%.0f vs %.0f events/s; by round: %s)", ratio, g.perSecond, relay.perSecond, roundRatios(g, relay))
 			// The run is CPU-bound on cores that the path shares with the sensor and the
 			// posters: throughput follows the CPU all of them spend per event.
 			gCPU, relayCPU := g.cpuPerEvent(), relay.cpuPerEvent()
