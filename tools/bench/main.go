@@ -3,7 +3,8 @@
 // sensor, against two baselines measured in the same run with the same posters: a bare
 // net/http handler that answers 200 (one hop), and a relay that POSTs each body to the same
 // sensor before it answers (two hops). It prints events/s, end-to-end latency, events lost,
-// and the gateway's and the client's memory and CPU, with ratios to the baselines. The
+// the gateway's and the client's memory and CPU, and the sensor's and the posters' CPU, with
+// ratios to the baselines. The
 // gateway path runs with the client's default flags and, as the "before" of acknowledged
 // delivery, with --ack-window 0 (gateway-a0), plus the variants below.
 //
