@@ -4,9 +4,8 @@
 // net/http handler that answers 200 (one hop), and a relay that POSTs each body to the same
 // sensor before it answers (two hops). It prints events/s, end-to-end latency, events lost,
 // the gateway's and the client's memory and CPU, and the sensor's and the posters' CPU, with
-// ratios to the baselines. The
-// gateway path runs with the client's default flags and, as the "before" of acknowledged
-// delivery, with --ack-window 0 (gateway-a0), plus the variants below.
+// ratios to the baselines. The gateway path runs with the client's default flags and, as the
+// "before" of acknowledged delivery, with --ack-window 0 (gateway-a0), plus the variants below.
 //
 //	go run ./tools/bench [-posters 64] [-duration 3s] [-rate 1000] [-profile DIR] [-extra "CLIENT FLAGS"]...
 package main
