@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// BuildTags are the Go build tags of eventgate's binaries, as .bazelrc gives them to Bazel:
+// grpcnotrace leaves gRPC's request-tracing pages (and html/template) out of the binary.
+const BuildTags = "grpcnotrace"
+
 // binaries holds the binaries built in this test process, by package path, so that every
 // test that runs the same command shares one build.
 var binaries sync.Map // string -> *builtBinary
@@ -89,7 +93,7 @@ func goBuild(pkg string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+	cmd := exec.Command("go", "build", "-tags", BuildTags, "-o", out, "./"+pkg)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%w\n%s", err, msg)

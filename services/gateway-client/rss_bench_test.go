@@ -19,8 +19,8 @@ import (
 	"github.com/eventgate/eventgate/services/gateway-client/supervisor"
 )
 
-// BenchmarkClientRSS runs the real gateway-client binary (go build, with the GOFLAGS of the
-// run) against an in-process gateway server with 1 and with 1,000 idle event sources, and
+// BenchmarkClientRSS runs the real gateway-client binary (go build with testenv.BuildTags and
+// the GOFLAGS of the run) against an in-process gateway server with 1 and with 1,000 idle event sources, and
 // reports the process's resident memory once every source runs, beside the Go heap it
 // reports itself: RSS - heap is the runtime, stacks and the binary's pages. In local mode
 // the sources come from a file; in Kubernetes mode from a ConfigMap on a real API server,
@@ -29,7 +29,7 @@ import (
 //	go test -run '^$' -bench ClientRSS -benchtime 1x ./services/gateway-client/
 func BenchmarkClientRSS(b *testing.B) {
 	bin := filepath.Join(b.TempDir(), "gateway-client")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", testenv.BuildTags, "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
 	if st, err := os.Stat(bin); err == nil {

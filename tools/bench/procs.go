@@ -21,6 +21,10 @@ type binaries struct {
 	webhook, client, sensor string
 }
 
+// buildTags are the build tags of the shipped binaries (.bazelrc, testenv.BuildTags), so that
+// the bench measures the memory of what is shipped.
+const buildTags = "grpcnotrace"
+
 // pprofFile is compiled into the gateway and the client when the bench profiles them (with
 // go build -overlay, so the repository's sources stay as they are): a pprof server on
 // $EVENTGATE_PPROF.
@@ -44,7 +48,7 @@ var profiledPackages = []string{"services/gateways/webhook", "services/gateway-c
 
 // build compiles the webhook gateway, the gateway-client and the sensor into dir.
 func build(root, dir string, profile bool) (binaries, error) {
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	args := []string{"build", "-tags", buildTags, "-o", dir + string(filepath.Separator)}
 	if profile {
 		src := filepath.Join(dir, "zz_bench_pprof.go")
 		if err := os.WriteFile(src, []byte(pprofFile), 0o644); err != nil {
