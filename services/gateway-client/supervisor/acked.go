@@ -150,8 +150,14 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
+	// inFlightBeyond tells whether events are unacknowledged that are not in batch yet.
+	inFlightBeyond := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(outstanding) > n
+	}
 	// gather fills batch with first and the acks waiting; with wait, also with those that
-	// come within the linger while other events are in flight.
+	// come within the linger while other events are in flight, until none is left out.
 	gather := func(first ackMsg, wait bool) {
 		for outcome, seqs := range batch {
 			batch[outcome] = seqs[:0]
@@ -176,6 +182,11 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 			select {
 			case a := <-acks:
 				add(a)
+				// Once every event in flight is in the batch, lingering on only delays the
+				// answers: at a low rate most lingers end this way, well before the timer.
+				if !inFlightBeyond() {
+					return
+				}
 			case <-linger.C:
 				return
 			case <-ctx.Done():

@@ -153,6 +153,25 @@ func TestAnAckAloneIsNotHeldBack(t *testing.T) {
 	}
 }
 
+// A lingering ack goes as soon as every other event in flight is acknowledged too, in one
+// message with theirs, however long the linger: there is nothing left to wait for.
+func TestAckLingerEndsWhenNothingElseIsInFlight(t *testing.T) {
+	srv, held := burst(t, 3, time.Hour)
+	held[0].ack(gateways.Ack_OUTCOME_DELIVERED)
+	held[1].ack(gateways.Ack_OUTCOME_DELIVERED)
+	// Seq 3 is still in flight: the two acks wait for it.
+	select {
+	case a := <-srv.acks:
+		t.Fatalf("Ack %v sent while seq 3 was in flight", a.GetSeqs())
+	case <-time.After(100 * time.Millisecond):
+	}
+	held[2].ack(gateways.Ack_OUTCOME_DELIVERED)
+	a := nextAck(t, srv, 10*time.Second)
+	if got := a.GetSeqs(); len(got) != 3 {
+		t.Fatalf("Ack of %v, want seqs 1, 2 and 3 in one message", got)
+	}
+}
+
 // An ack lingers longer only while more than half the window is unacknowledged, and never
 // when lingering is off.
 func TestAckLingerGrowsWhenTheWindowFillsUp(t *testing.T) {
