@@ -150,11 +150,11 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
-	// inFlightBeyond tells whether events are unacknowledged that are not in batch yet.
-	inFlightBeyond := func() bool {
+	// unacked counts the events in flight, those in batch included.
+	unacked := func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(outstanding) > n
+		return len(outstanding)
 	}
 	// gather fills batch with first and the acks waiting; with wait, also with those that
 	// come within the linger while other events are in flight, until none is left out.
@@ -170,9 +170,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 		if !wait || n >= ackBatchMax || s.opts.AckLinger < 0 {
 			return
 		}
-		mu.Lock()
-		inFlight := len(outstanding)
-		mu.Unlock()
+		inFlight := unacked()
 		if inFlight <= n {
 			return
 		}
@@ -184,7 +182,7 @@ func (s *Supervisor) runAcked(ctx context.Context, src Source, srv *gwServer) (d
 				add(a)
 				// Once every event in flight is in the batch, lingering on only delays the
 				// answers: at a low rate most lingers end this way, well before the timer.
-				if !inFlightBeyond() {
+				if unacked() <= n {
 					return
 				}
 			case <-linger.C:
