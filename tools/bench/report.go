@@ -262,7 +262,6 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 		}
 		webhook, client := mem[g.target.gateway.webhook], mem[g.target.gateway.client]
 		peak := webhook[1].peakKiB + client[1].peakKiB
-		relayPeak := ""
 		var relayMem [2]usage
 		if relay := byName(closed, "relay"); relay != nil {
 			// Of the run's processes, only the relay itself was measured at rest (not the
@@ -270,9 +269,12 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 			for _, pr := range relay.target.procs {
 				if m, ok := mem[pr]; ok {
 					relayMem = m
-					relayPeak = fmt.Sprintf("; the relay's %.1f MiB", float64(m[1].peakKiB)/1024)
 				}
 			}
+		}
+		relayPeak := ""
+		if relayMem[1].peakKiB > 0 {
+			relayPeak = fmt.Sprintf("; the relay's %.1f MiB", float64(relayMem[1].peakKiB)/1024)
 		}
 		check(peak <= 40<<10, "gateway + client RSS under load <= 40 MiB: %.1f MiB (%.1f + %.1f%s)", float64(peak)/1024,
 			float64(webhook[1].peakKiB)/1024, float64(client[1].peakKiB)/1024, relayPeak)
