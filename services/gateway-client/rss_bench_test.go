@@ -19,12 +19,13 @@ import (
 	"github.com/eventgate/eventgate/services/gateway-client/supervisor"
 )
 
-// BenchmarkClientRSS runs the real gateway-client binary (go build with testenv.BuildTags and
-// the GOFLAGS of the run) against an in-process gateway server with 1 and with 1,000 idle event sources, and
-// reports the process's resident memory once every source runs, beside the Go heap it
-// reports itself: RSS - heap is the runtime, stacks and the binary's pages. In local mode
-// the sources come from a file; in Kubernetes mode from a ConfigMap on a real API server,
-// and the measure is taken once the Gateway's status has a Running node per source.
+// BenchmarkClientRSS runs the real gateway-client binary (go build with testenv.BuildTags
+// and the GOFLAGS of the run) against an in-process gateway server with 1 and with 1,000
+// idle event sources, and reports the process's resident memory once every source runs,
+// beside the Go heap it reports itself: RSS - heap is the runtime, stacks and the binary's
+// pages. In local mode the sources come from a file; in Kubernetes mode from a ConfigMap on
+// a real API server, and the measure is taken once the Gateway's status has a Running node
+// per source.
 //
 //	go test -run '^$' -bench ClientRSS -benchtime 1x ./services/gateway-client/
 func BenchmarkClientRSS(b *testing.B) {
