@@ -40,6 +40,10 @@ func newPosterClient(posters int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = posters
 	tr.MaxIdleConns = posters * 2
+	// No "Accept-Encoding: gzip", as webhook senders do not ask for one: Benthos's
+	// http_server would otherwise gzip every empty answer with a new compressor, most of its
+	// CPU per event.
+	tr.DisableCompression = true
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 

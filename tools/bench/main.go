@@ -1,13 +1,15 @@
 // Command bench measures the webhook path end to end, all real processes on loopback:
 // HTTP posters -> webhook gateway -> gRPC stream -> gateway-client -> CloudEvent over HTTP ->
-// sensor, against two baselines measured in the same run with the same posters: a bare
-// net/http handler that answers 200 (one hop), and a relay that POSTs each body to the same
-// sensor before it answers (two hops). It prints events/s, end-to-end latency, events lost,
-// the gateway's and the client's memory and CPU, and the sensor's and the posters' CPU, with
-// ratios to the baselines. The gateway path runs with the client's default flags and, as the
-// "before" of acknowledged delivery, with --ack-window 0 (gateway-a0), plus the variants below.
+// sensor, against baselines measured in the same run with the same posters: a bare net/http
+// handler that answers 200 (one hop); a relay that POSTs each body to the same sensor before
+// it answers (two hops); and, unless -benthos=false, Benthos doing the relay's job with its
+// http_server input and http_client output. It prints events/s, end-to-end latency, events
+// lost, the gateway's and the client's memory and CPU, and the sensor's and the posters' CPU,
+// with ratios to the baselines. The gateway path runs with the client's default flags and,
+// as the "before" of acknowledged delivery, with --ack-window 0 (gateway-a0), plus the
+// variants below.
 //
-//	go run ./tools/bench [-posters 64] [-duration 3s] [-rate 1000] [-profile DIR] [-extra "CLIENT FLAGS"]...
+//	go run ./tools/bench [-posters 64] [-duration 3s] [-rate 1000] [-profile DIR] [-benthos=false] [-extra "[ENV=VALUE...] CLIENT FLAGS"]...
 package main
 
 import (
@@ -38,7 +40,8 @@ type options struct {
 	concurrency  int
 	batchSize    int
 	rounds       int
-	extra        []string // client flags of the extra paths
+	extra        []string // environment and client flags of the extra paths
+	benthos      bool
 }
 
 func main() {
@@ -55,10 +58,11 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "the paths take turns this many times in each kind of run")
 	flag.IntVar(&o.concurrency, "delivery-concurrency", 1, "the gateway-client's --delivery-concurrency for the third gateway path (1: one delivery at a time per sensor, the in-order path)")
 	flag.IntVar(&o.batchSize, "batch-size", 0, "the gateway-client's --batch-size for the fourth gateway path (default: -posters)")
-	flag.Func("extra", "the gateway-client's flags for one more gateway path, gateway-x<n> (e.g. \"--ack-linger 0\"), to compare in the same run; repeatable", func(v string) error {
+	flag.Func("extra", "the gateway-client's flags for one more gateway path, gateway-x<n> (e.g. \"--ack-linger 0\"), to compare in the same run, after NAME=VALUE words that go into the gateway's and the client's environment (e.g. \"GOMAXPROCS=1\"); repeatable", func(v string) error {
 		o.extra = append(o.extra, v)
 		return nil
 	})
+	flag.BoolVar(&o.benthos, "benthos", true, "run Benthos (http_server -> http_client) as a baseline too; it is built once from the Go module proxy into the user's cache folder")
 	flag.BoolVar(&o.keep, "keep", false, "keep the binaries and the processes' logs (their folder is printed)")
 	flag.Parse()
 
@@ -86,8 +90,8 @@ func main() {
 
 // path is the running programs and where to post.
 type path struct {
-	sensor, bare, relay *proc
-	bareURL, relayURL   string
+	sensor, bare, relay, benthos  *proc
+	bareURL, relayURL, benthosURL string
 	// gateways: the client's default, the same without acknowledgements (--ack-window 0,
 	// the "before" of acknowledged delivery), then with another delivery concurrency (one
 	// at a time: the in-order path) and with batches.
@@ -127,6 +131,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.benthos {
+		// A baseline the bench can do without: one that cannot be built is said and left out.
+		if bins.benthos, err = buildBenthos(root); err != nil {
+			fmt.Printf("warning: no Benthos baseline in this run (-benthos=false skips it): %v\n", err)
+		}
+	}
 	p, err := startPath(dir, bins, o)
 	defer p.stop()
 	if err != nil {
@@ -136,7 +146,10 @@ func run(ctx context.Context, o options) error {
 	// At rest: the sources are active, nothing has been posted yet.
 	time.Sleep(500 * time.Millisecond)
 	rest := map[*proc]usage{}
-	for _, pr := range []*proc{p.bare, p.relay} {
+	for _, pr := range []*proc{p.bare, p.relay, p.benthos} {
+		if pr == nil {
+			continue
+		}
 		if rest[pr], err = pr.usage(); err != nil {
 			return err
 		}
@@ -148,6 +161,9 @@ func run(ctx context.Context, o options) error {
 	targets := []target{
 		{name: "bare", url: p.bareURL, procs: []*proc{p.bare, self}},
 		{name: "relay", url: p.relayURL, e2e: true, procs: []*proc{p.relay, p.sensor, self}},
+	}
+	if p.benthos != nil {
+		targets = append(targets, target{name: "benthos", url: p.benthosURL, e2e: true, procs: []*proc{p.benthos, p.sensor, self}})
 	}
 	for _, g := range p.gateways {
 		for _, pr := range []*proc{g.webhook, g.client} {
@@ -231,7 +247,7 @@ func run(ctx context.Context, o options) error {
 func startPath(dir string, bins binaries, o options) (*path, error) {
 	p := &path{arrivals: newArrivals()}
 	addr := map[string]string{}
-	for _, name := range []string{"sensor", "bare", "relay"} {
+	for _, name := range []string{"sensor", "bare", "relay", "benthos"} {
 		a, err := freeAddr()
 		if err != nil {
 			return p, err
@@ -265,21 +281,29 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 	if p.relay, err = start("relay", self, []string{"-serve", "relay", "-listen", addr["relay"], "-sink", sensorURL}, nil, dir, nil); err != nil {
 		return p, err
 	}
+	if bins.benthos != "" {
+		p.benthosURL = "http://" + addr["benthos"] + "/"
+		if p.benthos, err = startBenthos(dir, bins.benthos, addr["benthos"], sensorURL, benthosInFlight); err != nil {
+			return p, err
+		}
+	}
 	type variant struct {
 		name string
+		env  []string // NAME=VALUE for the gateway and the client
 		args []string // the gateway-client's flags that make this path
 	}
 	variants := []variant{
-		{"gateway", nil},
-		{unackedPath, []string{"--ack-window", "0"}},
-		{fmt.Sprintf("gateway-c%d", o.concurrency), []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
-		{fmt.Sprintf("gateway-b%d", o.batchSize), []string{"--batch-size", strconv.Itoa(o.batchSize)}},
+		{"gateway", nil, nil},
+		{unackedPath, nil, []string{"--ack-window", "0"}},
+		{fmt.Sprintf("gateway-c%d", o.concurrency), nil, []string{"--delivery-concurrency", strconv.Itoa(o.concurrency)}},
+		{fmt.Sprintf("gateway-b%d", o.batchSize), nil, []string{"--batch-size", strconv.Itoa(o.batchSize)}},
 	}
-	for i, flags := range o.extra {
-		variants = append(variants, variant{fmt.Sprintf("gateway-x%d", i+1), strings.Fields(flags)})
+	for i, extra := range o.extra {
+		env, args := splitEnv(strings.Fields(extra))
+		variants = append(variants, variant{fmt.Sprintf("gateway-x%d", i+1), env, args})
 	}
 	for _, g := range variants {
-		gp, err := startGateway(dir, bins, g.name, sensorURL, g.args, o.profileDir != "")
+		gp, err := startGateway(dir, bins, g.name, sensorURL, g.env, g.args, o.profileDir != "")
 		if gp != nil {
 			p.gateways = append(p.gateways, gp)
 		}
@@ -295,6 +319,12 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		{"sensor", answers("GET", "http://"+addr["sensor"]+"/healthz", 200)},
 		{"bare baseline", answers("GET", p.bareURL, 200)},
 		{"relay baseline", answers("GET", "http://"+addr["relay"]+"/", 200)}, // an empty event, of no run
+	}
+	if p.benthos != nil {
+		waits = append(waits, struct {
+			what  string
+			check func() error
+		}{"Benthos baseline", answers("GET", p.benthosURL, 405)}) // it takes POST only
 	}
 	for _, g := range p.gateways {
 		// The route is active once a method it does not take is answered 405.
@@ -317,7 +347,7 @@ func (p *path) stop() {
 	for _, g := range p.gateways {
 		procs = append(procs, g.client, g.webhook)
 	}
-	for _, pr := range append(procs, p.relay, p.bare, p.sensor) {
+	for _, pr := range append(procs, p.benthos, p.relay, p.bare, p.sensor) {
 		if pr != nil {
 			pr.stop()
 		}
@@ -326,7 +356,7 @@ func (p *path) stop() {
 
 // startGateway starts a webhook gateway with one source, and a gateway-client in local mode
 // that delivers its events to sensorURL.
-func startGateway(dir string, bins binaries, name, sensorURL string, clientArgs []string, profile bool) (*gatewayPath, error) {
+func startGateway(dir string, bins binaries, name, sensorURL string, extraEnv, clientArgs []string, profile bool) (*gatewayPath, error) {
 	addr := map[string]string{}
 	for _, n := range []string{"webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
 		a, err := freeAddr()
@@ -344,6 +374,7 @@ func startGateway(dir string, bins binaries, name, sensorURL string, clientArgs 
 	suffix := strings.TrimPrefix(name, "gateway")
 	env := []string{"GATEWAY_SERVER_HOST=127.0.0.1", "GATEWAY_SERVER_PORT=" + grpcPort, "GATEWAY_NAME=webhook-gateway",
 		"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.webhookPprof}
+	env = append(env, extraEnv...)
 	var err error
 	if g.webhook, err = start("webhook"+suffix, bins.webhook, nil, env, dir, nil); err != nil {
 		return nil, err
@@ -358,8 +389,19 @@ func startGateway(dir string, bins binaries, name, sensorURL string, clientArgs 
 	args := []string{"--gateway", gatewayFile, "--event-sources", sourcesFile, "--server", addr["grpc"],
 		"--sensor", "bench-sensor=" + sensorURL, "--metrics-address", addr["metrics"]}
 	args = append(args, clientArgs...)
-	g.client, err = start("gateway-client"+suffix, bins.client, args, []string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.clientPprof}, dir, nil)
+	g.client, err = start("gateway-client"+suffix, bins.client, args, append([]string{"LOG_LEVEL=warn", "EVENTGATE_PPROF=" + g.clientPprof}, extraEnv...), dir, nil)
 	return g, err
+}
+
+// splitEnv splits an -extra value's words into the NAME=VALUE words it starts with and the
+// client flags after them.
+func splitEnv(words []string) (env, args []string) {
+	for i, w := range words {
+		if strings.HasPrefix(w, "-") || !strings.Contains(w, "=") {
+			return words[:i], words[i:]
+		}
+	}
+	return words, nil
 }
 
 func splitPort(addr string) (string, string, error) {

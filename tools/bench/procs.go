@@ -19,6 +19,7 @@ import (
 // binaries are the real programs of the path, built from this checkout.
 type binaries struct {
 	webhook, client, sensor string
+	benthos                 string // "": no Benthos baseline
 }
 
 // buildTags are the build tags of the shipped binaries (.bazelrc, testenv.BuildTags), so that

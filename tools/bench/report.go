@@ -208,7 +208,7 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "latency: bare = the posters' round trip; relay and gateway = post to the sensor's output line")
+	fmt.Fprintln(w, "latency: bare = the posters' round trip; relay, benthos and gateway = post to the sensor's output line")
 	table(fmt.Sprintf("closed loop, %d posters, %s:", o.posters, o.duration), closed)
 	if len(fixed) > 0 {
 		table(fmt.Sprintf("fixed rate, %d events/s, %s:", o.rate, o.rateDuration), fixed)
@@ -247,6 +247,10 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 		if relay := byName(closed, "relay"); relay != nil && relay.perSecond > 0 {
 			ratio := g.perSecond / relay.perSecond
 			check(ratio >= 0.8, "throughput >= 0.8x the bare relay's: %.2fx (%.0f vs %.0f events/s; by round: %s)", ratio, g.perSecond, relay.perSecond, roundRatios(g, relay))
+			if b := byName(closed, "benthos"); b != nil && b.perSecond > 0 {
+				check(g.perSecond > b.perSecond, "throughput above Benthos's: %.2fx (%.0f vs %.0f events/s; by round: %s)",
+					g.perSecond/b.perSecond, g.perSecond, b.perSecond, roundRatios(g, b))
+			}
 			// The run is CPU-bound on cores that the path shares with the sensor and the
 			// posters: throughput follows the CPU all of them spend per event.
 			gCPU, relayCPU := g.cpuPerEvent(), relay.cpuPerEvent()
@@ -262,22 +266,28 @@ func report(w io.Writer, o options, closed, fixed []*result, gateways []*gateway
 		}
 		webhook, client := mem[g.target.gateway.webhook], mem[g.target.gateway.client]
 		peak := webhook[1].peakKiB + client[1].peakKiB
-		var relayMem [2]usage
-		if relay := byName(closed, "relay"); relay != nil {
-			// Of the run's processes, only the relay itself was measured at rest (not the
-			// sensor or the posters it shares).
-			for _, pr := range relay.target.procs {
-				if m, ok := mem[pr]; ok {
-					relayMem = m
+		// Of a baseline's processes, only the baseline itself was measured at rest (not the
+		// sensor or the posters it shares).
+		baselineMem := func(name string) (m [2]usage) {
+			if r := byName(closed, name); r != nil {
+				for _, pr := range r.target.procs {
+					if u, ok := mem[pr]; ok {
+						m = u
+					}
 				}
 			}
+			return m
 		}
-		relayPeak := ""
+		relayMem := baselineMem("relay")
+		baselines := ""
 		if relayMem[1].peakKiB > 0 {
-			relayPeak = fmt.Sprintf("; the relay's %.1f MiB", float64(relayMem[1].peakKiB)/1024)
+			baselines = fmt.Sprintf("; the relay's %.1f MiB", float64(relayMem[1].peakKiB)/1024)
+		}
+		if m := baselineMem("benthos"); m[1].peakKiB > 0 {
+			baselines += fmt.Sprintf(", Benthos's %.1f MiB", float64(m[1].peakKiB)/1024)
 		}
 		check(peak <= 40<<10, "gateway + client RSS under load <= 40 MiB: %.1f MiB (%.1f + %.1f%s)", float64(peak)/1024,
-			float64(webhook[1].peakKiB)/1024, float64(client[1].peakKiB)/1024, relayPeak)
+			float64(webhook[1].peakKiB)/1024, float64(client[1].peakKiB)/1024, baselines)
 		// The binaries' pages are a floor no tuning of the heap moves: say how much of the
 		// peak they are (as measured at rest), and what the rest is beside the relay's.
 		if relayMem[1].peakKiB > 0 {
