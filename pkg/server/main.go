@@ -9,11 +9,14 @@ import (
 	"syscall"
 
 	"github.com/eventgate/eventgate/pkg/logging"
+	"github.com/eventgate/eventgate/pkg/program"
 	"github.com/eventgate/eventgate/pkg/tracing"
 )
 
 // Main runs gw as a gateway server process: it reads the GATEWAY_* environment, logs
-// through slog, serves until SIGTERM or SIGINT, stops gracefully and exits. It is all a
+// through slog, serves until SIGTERM or SIGINT, stops gracefully and exits. Unless
+// GOMAXPROCS is set, the process runs Go code on one thread at a time
+// (program.DefaultProcs says why). It is all a
 // gateway's main function calls.
 func Main(gw Gateway) {
 	mainFor(gw.Type(), func(Env) Gateway { return gw })
@@ -34,6 +37,7 @@ func mainFor(name string, build func(Env) Gateway) {
 }
 
 func run(name *string, build func(Env) Gateway) error {
+	program.LimitProcs(os.Getenv)
 	log, err := logging.FromEnv(os.Stderr, os.Getenv)
 	if err != nil {
 		return err

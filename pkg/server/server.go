@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -68,7 +69,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- grpcServer.Serve(lis) }()
 	s.log.Info("gateway server listening", "address", lis.Addr().String(),
-		"tls", s.tls != nil, "clientCertificates", s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert)
+		"tls", s.tls != nil, "clientCertificates", s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert,
+		"goMaxProcs", runtime.GOMAXPROCS(0))
 
 	select {
 	case err := <-served:

@@ -23,6 +23,8 @@ type ClientConfig struct {
 	Sources map[string]string
 	// Args are extra flags.
 	Args []string
+	// Env is extra environment, NAME=VALUE.
+	Env []string
 }
 
 // Client is the real gateway-client binary, running in local mode for a test.
@@ -62,7 +64,7 @@ func StartClient(t testing.TB, cfg ClientConfig) *Client {
 	for i, s := range cfg.Sensors {
 		args = append(args, "--sensor", fmt.Sprintf("sensor-%d=%s", i+1, s))
 	}
-	c.Process = StartProcess(t, bin, append(args, cfg.Args...), "LOG_LEVEL=debug")
+	c.Process = StartProcess(t, bin, append(args, cfg.Args...), append([]string{"LOG_LEVEL=debug"}, cfg.Env...)...)
 	Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if exited, err := c.Exited(); exited {
 			t.Fatalf("gateway-client exited: %v\n%s", err, c.Output.String())

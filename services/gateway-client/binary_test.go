@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
@@ -26,6 +29,36 @@ func TestBinariesLeaveOutRequestTracing(t *testing.T) {
 			if bytes.Contains(bin, []byte(unwanted)) {
 				t.Errorf("%s links %s: build it with -tags %s", pkg, unwanted, testenv.BuildTags)
 			}
+		}
+	}
+}
+
+// TestBinariesRunOnOneProcUnlessGOMAXPROCSIsSet checks program.DefaultProcs in both kinds of
+// process, through the GOMAXPROCS their start-up lines report: one without GOMAXPROCS in
+// the environment, the environment's value with it.
+func TestBinariesRunOnOneProcUnlessGOMAXPROCSIsSet(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set for the tests, and so for the processes they start")
+	}
+	webhook := testenv.Binary(t, "services/gateways/webhook")
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "goMaxProcs=1"},
+		{[]string{"GOMAXPROCS=2"}, "goMaxProcs=2"},
+	} {
+		addr := testenv.FreePort(t)
+		gw := testenv.StartGatewayOnPort(t, webhook, addr, tc.env...)
+		client := testenv.StartClient(t, testenv.ClientConfig{GatewayType: "webhook", Servers: []string{addr},
+			Sensors: []string{"http://127.0.0.1:1/"}, Env: tc.env})
+		for name, out := range map[string]*testenv.SyncBuffer{"webhook gateway": gw.Output, "gateway-client": client.Output} {
+			testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if !strings.Contains(out.String(), tc.want) {
+					return fmt.Errorf("%s with environment %q: no %s in its start-up lines:\n%s", name, tc.env, tc.want, out)
+				}
+				return nil
+			})
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	goruntime "runtime"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,7 +121,7 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	if len(informer.GetStore().ListKeys()) == 0 {
 		log.Warn("event-source ConfigMap not found: no event sources until it is created", "configMap", source)
 	}
-	log.Info("gateway-client running", "servers", c.servers, "sensors", c.sensors, "configMap", source)
+	log.Info("gateway-client running", "servers", c.servers, "sensors", c.sensors, "configMap", source, "goMaxProcs", goruntime.GOMAXPROCS(0))
 	// Nodes are written only once the ConfigMap is known: the first write then removes
 	// exactly the nodes of sources that are gone since an earlier run.
 	nodes.run(ctx)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"runtime"
 )
 
 // runLocal runs the client without Kubernetes: the Gateway and its event sources come from
@@ -18,6 +19,6 @@ func runLocal(ctx context.Context, cfg clientConfig, log *slog.Logger) error {
 		return err
 	}
 	defer c.close()
-	log.Info("gateway-client running", "servers", c.servers, "sensors", c.sensors, "eventSources", cfg.eventSourcesFile)
+	log.Info("gateway-client running", "servers", c.servers, "sensors", c.sensors, "eventSources", cfg.eventSourcesFile, "goMaxProcs", runtime.GOMAXPROCS(0))
 	return watchFile(ctx, cfg.eventSourcesFile, log, func(data map[string]string) { c.apply(data, log) })
 }

@@ -13,6 +13,9 @@ import (
 func main() { program.Main("gateway-client", run) }
 
 func run(ctx context.Context, args []string, log *slog.Logger) error {
+	// One thread runs Go code at a time unless GOMAXPROCS says otherwise: program.DefaultProcs
+	// says why.
+	program.LimitProcs(os.Getenv)
 	cfg, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		return err
