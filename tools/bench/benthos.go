@@ -14,7 +14,7 @@ import (
 // Benthos is the third baseline: a general stream processor doing the webhook path's
 // job, http_server -> http_client, which like the gateway answers a post only once the sink
 // took it. It is built once from the Go module proxy by the module in tools/bench/benthos (a
-// module of its own, so that eventgate's never requires Benthos) and kept in the user's cache
+// module of its own, so that eventgate's module never requires Benthos) and kept in the user's cache
 // folder, keyed by that module's files.
 const benthosModule = "tools/bench/benthos"
 
