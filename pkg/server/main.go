@@ -15,9 +15,8 @@ import (
 
 // Main runs gw as a gateway server process: it reads the GATEWAY_* environment, logs
 // through slog, serves until SIGTERM or SIGINT, stops gracefully and exits. Unless
-// GOMAXPROCS is set, the process runs Go code on one thread at a time
-// (program.DefaultProcs says why). It is all a
-// gateway's main function calls.
+// GOMAXPROCS is set, the process runs Go code on one thread at a time (program.DefaultProcs
+// says why). It is all a gateway's main function calls.
 func Main(gw Gateway) {
 	mainFor(gw.Type(), func(Env) Gateway { return gw })
 }

@@ -10,12 +10,14 @@ import (
 	"github.com/eventgate/eventgate/pkg/program"
 )
 
-func main() { program.Main("gateway-client", run) }
+func main() {
+	// One thread runs Go code at a time unless GOMAXPROCS says otherwise: program.DefaultProcs
+	// says why. Here, not in run, which tests call in their own process.
+	program.LimitProcs(os.Getenv)
+	program.Main("gateway-client", run)
+}
 
 func run(ctx context.Context, args []string, log *slog.Logger) error {
-	// One thread runs Go code at a time unless GOMAXPROCS says otherwise: program.DefaultProcs
-	// says why.
-	program.LimitProcs(os.Getenv)
 	cfg, err := parseFlags(args, os.Getenv)
 	if err != nil {
 		return err
