@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,8 +15,8 @@ import (
 // Benthos is the third baseline: a general stream processor doing the webhook path's
 // job, http_server -> http_client, which like the gateway answers a post only once the sink
 // took it. It is built once from the Go module proxy by the module in tools/bench/benthos (a
-// module of its own, so that eventgate's module never requires Benthos) and kept in the user's cache
-// folder, keyed by that module's files.
+// module of its own, so that eventgate's module never requires Benthos) and kept in the
+// user's cache folder, keyed by that module's files.
 const benthosModule = "tools/bench/benthos"
 
 // benthosConfig is the pipeline, filled with the listen address, the sensor's URL and the
@@ -56,16 +57,20 @@ const benthosInFlight = 16
 func buildBenthos(root string) (string, error) {
 	mod := filepath.Join(root, benthosModule)
 	h := sha256.New()
+	var goMod []byte
 	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
 		b, err := os.ReadFile(filepath.Join(mod, f))
 		if err != nil {
 			return "", err
 		}
 		h.Write(b)
+		if f == "go.mod" {
+			goMod = b
+		}
 	}
-	version, err := benthosVersion(filepath.Join(mod, "go.mod"))
+	version, err := benthosVersion(goMod)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%s: %w", filepath.Join(mod, "go.mod"), err)
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -97,18 +102,14 @@ func buildBenthos(root string) (string, error) {
 	return bin, nil
 }
 
-// benthosVersion is the Benthos version that the module's go.mod requires.
-func benthosVersion(goMod string) (string, error) {
-	b, err := os.ReadFile(goMod)
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+// benthosVersion is the Benthos version that the module's go.mod (its content) requires.
+func benthosVersion(goMod []byte) (string, error) {
+	for _, line := range strings.Split(string(goMod), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && strings.HasSuffix(f[len(f)-2], "redpanda-data/benthos/v4") {
 			return f[len(f)-1], nil
 		}
 	}
-	return "", fmt.Errorf("%s requires no github.com/redpanda-data/benthos/v4", goMod)
+	return "", errors.New("requires no github.com/redpanda-data/benthos/v4")
 }
 
 // startBenthos runs bin on addr, delivering to sinkURL.

@@ -312,26 +312,21 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 		}
 	}
 
-	waits := []struct {
+	type wait struct {
 		what  string
 		check func() error
-	}{
+	}
+	waits := []wait{
 		{"sensor", answers("GET", "http://"+addr["sensor"]+"/healthz", 200)},
 		{"bare baseline", answers("GET", p.bareURL, 200)},
 		{"relay baseline", answers("GET", "http://"+addr["relay"]+"/", 200)}, // an empty event, of no run
 	}
 	if p.benthos != nil {
-		waits = append(waits, struct {
-			what  string
-			check func() error
-		}{"Benthos baseline", answers("GET", p.benthosURL, 405)}) // it takes POST only
+		waits = append(waits, wait{"Benthos baseline", answers("GET", p.benthosURL, 405)}) // it takes POST only
 	}
 	for _, g := range p.gateways {
 		// The route is active once a method it does not take is answered 405.
-		waits = append(waits, struct {
-			what  string
-			check func() error
-		}{"webhook route of " + g.name, answers("GET", g.url, 405)})
+		waits = append(waits, wait{"webhook route of " + g.name, answers("GET", g.url, 405)})
 	}
 	for _, w := range waits {
 		if err := waitFor(w.what, 30*time.Second, w.check); err != nil {
