@@ -28,6 +28,14 @@ import (
 // DefaultShutdownTimeout bounds a graceful stop: past it, open streams are cut.
 const DefaultShutdownTimeout = 10 * time.Second
 
+// receiveWindow is the server's fixed HTTP/2 flow-control window, per stream and per
+// connection. What a server receives is a client's start message and its acks, a few
+// bytes each, so HTTP/2's default size is plenty. It is fixed because gRPC's dynamic
+// window sends a BDP ping on the first data frame after each ping's answer: with acks
+// trickling in one by one, that is a ping and its answer per ack, four more system calls
+// per event across the two processes, all to size a window that never fills.
+const receiveWindow = 64 << 10
+
 // Server is one gateway server: the Eventing service for a Gateway plus the gRPC health
 // and reflection services.
 type Server struct {
@@ -130,6 +138,8 @@ func (s *Server) newGRPCServer(stopping context.Context) (*grpc.Server, *eventin
 			MinTime:             10 * time.Second,
 			PermitWithoutStream: true,
 		}),
+		grpc.StaticStreamWindowSize(receiveWindow),
+		grpc.StaticConnWindowSize(receiveWindow),
 	}
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
