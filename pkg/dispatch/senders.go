@@ -65,6 +65,11 @@ func NewHTTPSender(url string) (Sender, error) {
 	// host): beyond them, each delivery would dial, and leave a socket in TIME_WAIT.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = maxIdleConnsPerSensor
+	// A sensor's answer is read for its status and, on a refusal, the start of its body:
+	// nothing worth compressing. Without this, every request says it accepts gzip, and a
+	// sensor that compresses whatever it may (Benthos's http_server does) spends more CPU
+	// on each empty answer's compressor than on the event.
+	tr.DisableCompression = true
 	if _, err := neturl.Parse(url); err != nil {
 		return nil, fmt.Errorf("HTTP sender for %q: %w", url, err)
 	}
