@@ -34,6 +34,13 @@ func StartGateway(t testing.TB, gw server.Gateway, opts ...server.Option) *Gatew
 	if err != nil {
 		t.Fatalf("listen on loopback: %v", err)
 	}
+	return StartGatewayOn(t, lis, gw, opts...)
+}
+
+// StartGatewayOn is StartGateway on a listener of the test's, which may wrap the
+// connections it accepts to watch what goes over them.
+func StartGatewayOn(t testing.TB, lis net.Listener, gw server.Gateway, opts ...server.Option) *Gateway {
+	t.Helper()
 	opts = append([]server.Option{server.WithLogger(Logger(t)), server.WithShutdownTimeout(5 * time.Second)}, opts...)
 	srv := server.New(gw, opts...)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -133,18 +133,9 @@ func TestAQuietAcknowledgedStreamSendsNoPings(t *testing.T) {
 		t.Fatal(err)
 	}
 	pings := &pingCounter{}
-	srv := server.New(stepGateway{events: events}, server.WithLogger(testenv.Logger(t)), server.WithShutdownTimeout(5*time.Second))
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, countingListener{Listener: lis, pings: pings}) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("gateway server: %v", err)
-		}
-	})
+	gw := testenv.StartGatewayOn(t, countingListener{Listener: lis, pings: pings}, stepGateway{events: events})
 
-	conn, err := Dial(lis.Addr().String(), insecure.NewCredentials())
+	conn, err := Dial(gw.Addr, insecure.NewCredentials())
 	if err != nil {
 		t.Fatal(err)
 	}
