@@ -139,7 +139,7 @@ func (b *Broker) start(addr string) error {
 			return fmt.Errorf("open the broker's storage in %s: %w", b.opts.storage, err)
 		}
 	}
-	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: "tcp", Address: addr, TLSConfig: b.opts.tls})
+	tcp := listeners.NewTCP(listeners.Config{Type: listeners.TypeTCP, ID: listenerID, Address: addr, TLSConfig: b.opts.tls})
 	if err := srv.AddListener(tcp); err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -166,6 +166,21 @@ func (b *Broker) Stop() {
 	b.mu.Unlock()
 	if srv != nil {
 		closing.closing.Store(true)
+		// Close the listener, and disconnect its clients, as mochi's Close would, but
+		// listing them with Clients.GetAll. mochi's Close lists them with GetByListener,
+		// which read-locks the client map twice (it calls Len under its own read lock): a
+		// client that goes away in between, its Delete waiting for the write lock, blocks
+		// the second read lock, and both wait for ever (v2.7.9; a test's cleanup hung so
+		// when the gateway's client disconnected as the broker stopped). The listener
+		// closes its clients only once, so Close then only waits for the connections and
+		// stops the hooks.
+		srv.Listeners.Close(listenerID, func(id string) {
+			for _, cl := range srv.Clients.GetAll() {
+				if cl.Net.Listener == id && !cl.Closed() {
+					_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+				}
+			}
+		})
 		srv.Close()
 	}
 }
@@ -411,6 +426,9 @@ func (h *takeoverGuard) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 		h.mu.Unlock()
 	}()
 }
+
+// listenerID names the broker's one listener.
+const listenerID = "tcp"
 
 // closingGuard disconnects a client whose connect ends while the broker closes. mochi's
 // Close disconnects the clients it has, closes the listener, then waits for every
