@@ -79,20 +79,20 @@ func ownerRef(gw *v1alpha1.Gateway) metav1.OwnerReference {
 
 // deploymentName is the template's pod name, as v0.10 named the gateway pod, else the
 // Gateway's.
-func deploymentName(gw *v1alpha1.Gateway) string {
-	if n := gw.Spec.Template.Name; n != "" {
+func deploymentName(gw *gateway) string {
+	if n := gw.template.Name; n != "" {
 		return n
 	}
 	return gw.Name
 }
 
 // desiredDeployment runs the Gateway's pod template as a Deployment of one replica.
-func desiredDeployment(gw *v1alpha1.Gateway, instanceID, controllerName string) *appsv1.Deployment {
-	tmpl := *gw.Spec.Template.DeepCopy()
+func desiredDeployment(gw *gateway, instanceID, controllerName string) *appsv1.Deployment {
+	tmpl := *gw.template.DeepCopy()
 	tmpl.Name = ""
 	tmpl.Namespace = ""
-	tmpl.Labels = childLabels(gw, instanceID, tmpl.Labels)
-	env := gatewayEnv(gw, instanceID, controllerName)
+	tmpl.Labels = childLabels(gw.Gateway, instanceID, tmpl.Labels)
+	env := gatewayEnv(gw.Gateway, instanceID, controllerName)
 	for i := range tmpl.Spec.InitContainers {
 		tmpl.Spec.InitContainers[i].Env = withEnv(tmpl.Spec.InitContainers[i].Env, env)
 	}
@@ -103,8 +103,8 @@ func desiredDeployment(gw *v1alpha1.Gateway, instanceID, controllerName string) 
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            deploymentName(gw),
 			Namespace:       gw.Namespace,
-			Labels:          childLabels(gw, instanceID, nil),
-			OwnerReferences: []metav1.OwnerReference{ownerRef(gw)},
+			Labels:          childLabels(gw.Gateway, instanceID, nil),
+			OwnerReferences: []metav1.OwnerReference{ownerRef(gw.Gateway)},
 		},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
@@ -122,11 +122,11 @@ func desiredDeployment(gw *v1alpha1.Gateway, instanceID, controllerName string) 
 
 // desiredService is spec.service with the Gateway's name, namespace, labels and owner, or
 // nil when the Gateway has none.
-func desiredService(gw *v1alpha1.Gateway, instanceID string) *corev1.Service {
-	if gw.Spec.Service == nil {
+func desiredService(gw *gateway, instanceID string) *corev1.Service {
+	if gw.service == nil {
 		return nil
 	}
-	in := gw.Spec.Service.DeepCopy()
+	in := gw.service.DeepCopy()
 	name := in.Name
 	if name == "" {
 		name = gw.Name + "-svc"
@@ -135,9 +135,9 @@ func desiredService(gw *v1alpha1.Gateway, instanceID string) *corev1.Service {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            name,
 			Namespace:       gw.Namespace,
-			Labels:          childLabels(gw, instanceID, in.Labels),
+			Labels:          childLabels(gw.Gateway, instanceID, in.Labels),
 			Annotations:     in.Annotations,
-			OwnerReferences: []metav1.OwnerReference{ownerRef(gw)},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(gw.Gateway)},
 		},
 		Spec: in.Spec,
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
 )
 
-func testGateway() *v1alpha1.Gateway {
+func testGateway() *gateway {
 	gw := &v1alpha1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "ns", UID: "uid-1"},
 		Spec: v1alpha1.GatewaySpec{
@@ -19,21 +19,20 @@ func testGateway() *v1alpha1.Gateway {
 			EventSource:   "other/sources",
 			ProcessorPort: "9444",
 			EventProtocol: v1alpha1.EventProtocol{Type: v1alpha1.ProtocolHTTP},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Name: "gw-pod", Labels: map[string]string{"team": "a", labelGatewayName: "wrong"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{
-					{Name: "client", Image: "eventgate/gateway-client"},
-					{Name: "server", Image: "eventgate/webhook", Env: []corev1.EnvVar{
-						{Name: "LOG_LEVEL", Value: "debug"},
-						{Name: "GATEWAY_SERVER_PORT", Value: "1"},
-					}},
-				}},
-			},
-			Watchers: &v1alpha1.NotificationWatchers{Sensors: []v1alpha1.SensorNotificationWatcher{{Name: "s"}}},
+			Watchers:      &v1alpha1.NotificationWatchers{Sensors: []v1alpha1.SensorNotificationWatcher{{Name: "s"}}},
 		},
 	}
 	gw.Default()
-	return gw
+	return &gateway{Gateway: gw, template: corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-pod", Labels: map[string]string{"team": "a", labelGatewayName: "wrong"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "client", Image: "eventgate/gateway-client"},
+			{Name: "server", Image: "eventgate/webhook", Env: []corev1.EnvVar{
+				{Name: "LOG_LEVEL", Value: "debug"},
+				{Name: "GATEWAY_SERVER_PORT", Value: "1"},
+			}},
+		}},
+	}}
 }
 
 func TestDesiredDeployment(t *testing.T) {
@@ -58,7 +57,7 @@ func TestDesiredDeployment(t *testing.T) {
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("server env:\n got %s\nwant %s", got, want)
 	}
-	if gw.Spec.Template.Spec.Containers[1].Env[1].Value != "1" || gw.Spec.Template.Labels[labelGatewayName] != "wrong" {
+	if gw.template.Spec.Containers[1].Env[1].Value != "1" || gw.template.Labels[labelGatewayName] != "wrong" {
 		t.Error("desiredDeployment changed the Gateway")
 	}
 	if ref := metav1.GetControllerOf(d); ref == nil || ref.UID != "uid-1" || ref.Kind != "Gateway" {
@@ -71,14 +70,14 @@ func TestDesiredDeployment(t *testing.T) {
 			t.Error("the same Gateway hashed differently")
 		}
 		changed := testGateway()
-		changed.Spec.Template.Spec.Containers[0].Image = "eventgate/gateway-client:v2"
+		changed.template.Spec.Containers[0].Image = "eventgate/gateway-client:v2"
 		if desiredDeployment(changed, "team-a", "ctl").Annotations[annotationSpecHash] == d.Annotations[annotationSpecHash] {
 			t.Error("a changed image kept the hash")
 		}
 	})
 	t.Run("pod name defaults to the Gateway's", func(t *testing.T) {
 		gw := testGateway()
-		gw.Spec.Template.Name = ""
+		gw.template.Name = ""
 		if got := desiredDeployment(gw, "x", "ctl").Name; got != "gw" {
 			t.Errorf("name %q", got)
 		}
@@ -90,7 +89,7 @@ func TestDesiredService(t *testing.T) {
 	if s := desiredService(gw, "team-a"); s != nil {
 		t.Errorf("a Gateway without spec.service got %v", s)
 	}
-	gw.Spec.Service = &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 12000, TargetPort: intstr.FromInt32(12000)}}}}
+	gw.service = &corev1.Service{Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 12000, TargetPort: intstr.FromInt32(12000)}}}}
 	s := desiredService(gw, "team-a")
 	if s.Name != "gw-svc" || s.Namespace != "ns" {
 		t.Errorf("name %s/%s, want ns/gw-svc", s.Namespace, s.Name)
@@ -98,8 +97,8 @@ func TestDesiredService(t *testing.T) {
 	if s.Spec.Selector[labelGatewayName] != "gw" {
 		t.Errorf("selector %v, want the gateway pod's", s.Spec.Selector)
 	}
-	gw.Spec.Service.Name = "hooks"
-	gw.Spec.Service.Spec.Selector = map[string]string{"app": "mine"}
+	gw.service.Name = "hooks"
+	gw.service.Spec.Selector = map[string]string{"app": "mine"}
 	s = desiredService(gw, "team-a")
 	if s.Name != "hooks" || len(s.Spec.Selector) != 1 || s.Spec.Selector["app"] != "mine" {
 		t.Errorf("service %s with selector %v, want the Gateway's name and selector", s.Name, s.Spec.Selector)
@@ -108,7 +107,7 @@ func TestDesiredService(t *testing.T) {
 
 func TestValidateNeedsAPod(t *testing.T) {
 	gw := testGateway()
-	gw.Spec.Template = corev1.PodTemplateSpec{}
+	gw.template = corev1.PodTemplateSpec{}
 	gw.Spec.ProcessorPort = "x"
 	err := validate(gw)
 	if err == nil {
@@ -120,7 +119,7 @@ func TestValidateNeedsAPod(t *testing.T) {
 		}
 	}
 	gw = testGateway()
-	gw.Spec.Template.Spec.Containers[1].Image = ""
+	gw.template.Spec.Containers[1].Image = ""
 	if err := validate(gw); err == nil || !strings.Contains(err.Error(), "spec.template.spec.containers[1].image: required") {
 		t.Errorf("container without image: %v", err)
 	}

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -46,21 +45,21 @@ func (c *controller) reconcile(ctx context.Context, key string) error {
 	if !ok {
 		return fmt.Errorf("unexpected %T in the Gateway informer", obj)
 	}
-	var gw v1alpha1.Gateway
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &gw); err != nil {
+	gw, err := decodeGateway(u.Object)
+	if err != nil {
 		// Not retried: only an edit can fix it, and an edit queues the Gateway again.
 		return c.setStatus(ctx, u, v1alpha1.NodePhaseError, "Gateway does not decode: "+err.Error(), reasonInvalid)
 	}
 	gw.Default()
-	if err := validate(&gw); err != nil {
+	if err := validate(gw); err != nil {
 		return c.setStatus(ctx, u, v1alpha1.NodePhaseError, "invalid Gateway: "+err.Error(), reasonInvalid)
 	}
 
-	deploy, err := c.ensureDeployment(ctx, &gw)
+	deploy, err := c.ensureDeployment(ctx, gw)
 	if err != nil {
 		return errors.Join(err, c.setStatus(ctx, u, v1alpha1.NodePhaseError, err.Error(), reasonChildFailed))
 	}
-	if err := c.ensureService(ctx, &gw); err != nil {
+	if err := c.ensureService(ctx, gw); err != nil {
 		return errors.Join(err, c.setStatus(ctx, u, v1alpha1.NodePhaseError, err.Error(), reasonChildFailed))
 	}
 	if available(deploy) {
@@ -70,12 +69,12 @@ func (c *controller) reconcile(ctx context.Context, key string) error {
 }
 
 // validate adds to the API's own checks what only a controller needs: a pod to run.
-func validate(gw *v1alpha1.Gateway) error {
+func validate(gw *gateway) error {
 	var problems []string
 	if err := gw.Validate(); err != nil {
 		problems = append(problems, err.Error())
 	}
-	containers := gw.Spec.Template.Spec.Containers
+	containers := gw.template.Spec.Containers
 	if len(containers) == 0 {
 		problems = append(problems, "spec.template.spec.containers: required: the gateway pod runs the gateway-client and a gateway server")
 	}
@@ -103,24 +102,24 @@ func available(d *appsv1.Deployment) bool {
 	return false
 }
 
-func (c *controller) ensureDeployment(ctx context.Context, gw *v1alpha1.Gateway) (*appsv1.Deployment, error) {
+func (c *controller) ensureDeployment(ctx context.Context, gw *gateway) (*appsv1.Deployment, error) {
 	want := desiredDeployment(gw, c.settings.InstanceID, c.controllerName)
 	want.TypeMeta = metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
-	got, err := c.ensure(ctx, gw, want, c.deploymentAPI(gw.Namespace))
+	got, err := c.ensure(ctx, gw.Gateway, want, c.deploymentAPI(gw.Namespace))
 	if err != nil {
 		return nil, err
 	}
 	return got.(*appsv1.Deployment), nil
 }
 
-func (c *controller) ensureService(ctx context.Context, gw *v1alpha1.Gateway) error {
+func (c *controller) ensureService(ctx context.Context, gw *gateway) error {
 	want := desiredService(gw, c.settings.InstanceID)
 	api := c.serviceAPI(gw.Namespace)
 	if want == nil {
-		return c.removeStale(ctx, gw, "", api)
+		return c.removeStale(ctx, gw.Gateway, "", api)
 	}
 	want.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}
-	_, err := c.ensure(ctx, gw, want, api)
+	_, err := c.ensure(ctx, gw.Gateway, want, api)
 	return err
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,4 +36,34 @@ func example(t *testing.T, name string) *Gateway {
 		t.Fatalf("%s: %v", examples[name], err)
 	}
 	return &gw
+}
+
+// podTemplate decodes a Gateway's raw pod template strictly, as a core/v1 PodTemplateSpec, so
+// that the tests still check every field of what the controller will read.
+func podTemplate(t *testing.T, s GatewaySpec) corev1.PodTemplateSpec {
+	t.Helper()
+	var tmpl corev1.PodTemplateSpec
+	decodeRaw(t, "spec.template", s.Template, &tmpl)
+	return tmpl
+}
+
+// service decodes a Gateway's raw Service strictly, or is nil when the Gateway has none.
+func service(t *testing.T, s GatewaySpec) *corev1.Service {
+	t.Helper()
+	if s.Service == nil {
+		return nil
+	}
+	var svc corev1.Service
+	decodeRaw(t, "spec.service", s.Service, &svc)
+	return &svc
+}
+
+func decodeRaw(t *testing.T, field string, raw *runtime.RawExtension, into any) {
+	t.Helper()
+	if raw == nil {
+		t.Fatalf("%s: none", field)
+	}
+	if err := yaml.UnmarshalStrict(raw.Raw, into); err != nil {
+		t.Fatalf("%s: %v", field, err)
+	}
 }

@@ -72,7 +72,7 @@ func TestDecodeV010Manifests(t *testing.T) {
 					if err != nil {
 						t.Fatalf("decode: %v", err)
 					}
-					if gw.Spec.Type != typ || gw.Spec.EventVersion != "1.0" || len(gw.Spec.Template.Spec.Containers) != 2 {
+					if gw.Spec.Type != typ || gw.Spec.EventVersion != "1.0" || len(podTemplate(t, gw.Spec).Spec.Containers) != 2 {
 						t.Errorf("decoded spec %+v", gw.Spec)
 					}
 					gw.Default()

@@ -5,7 +5,6 @@
 package v1alpha1
 
 import (
-	"k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -112,10 +111,14 @@ func (in *GatewayNotificationWatcher) DeepCopy() *GatewayNotificationWatcher {
 func (in *GatewaySpec) DeepCopyInto(out *GatewaySpec) {
 	*out = *in
 	in.EventProtocol.DeepCopyInto(&out.EventProtocol)
-	in.Template.DeepCopyInto(&out.Template)
+	if in.Template != nil {
+		in, out := &in.Template, &out.Template
+		*out = new(runtime.RawExtension)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.Service != nil {
 		in, out := &in.Service, &out.Service
-		*out = new(v1.Service)
+		*out = new(runtime.RawExtension)
 		(*in).DeepCopyInto(*out)
 	}
 	if in.Watchers != nil {
