@@ -40,9 +40,10 @@ func decodeGateway(obj map[string]any) (*gateway, error) {
 	return gw, nil
 }
 
-// rawJSON is what a manifest wrote for a raw field, or nil for nothing or null.
+// rawJSON is what a manifest wrote for a raw field, or nil for nothing. A null in the
+// manifest never gets here: decoding leaves the field's pointer nil.
 func rawJSON(r *runtime.RawExtension) []byte {
-	if r == nil || len(r.Raw) == 0 || string(r.Raw) == "null" {
+	if r == nil || len(r.Raw) == 0 {
 		return nil
 	}
 	return r.Raw
