@@ -73,8 +73,25 @@ func NewHTTPSender(url string) (Sender, error) {
 	if _, err := neturl.Parse(url); err != nil {
 		return nil, fmt.Errorf("HTTP sender for %q: %w", url, err)
 	}
-	return &httpSender{target: url, http: &http.Client{Transport: tr}}, nil
+	return &httpSender{target: url, http: &http.Client{Transport: tr, CheckRedirect: keepMethod}}, nil
 }
+
+// keepMethod follows only the redirects that repeat the request as it was (307 and 308).
+// A 301, 302 or 303 to a POST would be followed by a GET without the event, and a 200 to
+// it would count as delivered an event no sensor got: the redirect is the sensor's answer
+// then, a refusal like any answer but a 2xx.
+func keepMethod(req *http.Request, via []*http.Request) error {
+	if req.Method != via[0].Method {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	return nil
+}
+
+// maxRedirects is net/http's own limit.
+const maxRedirects = 10
 
 // httpSender is the HTTP sender, which can batch. It writes requests with the SDK's
 // binding (the same headers and body as its client) but sends them itself: the SDK

@@ -53,3 +53,78 @@ func TestHTTPSenderDoesNotAskForCompressedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A 301, 302 or 303 to a POST is a refusal: followed, it would be a GET without the event,
+// whose 200 would count as delivered an event no sensor got. A 307 or 308 repeats the
+// POST, so it is followed, and the event is delivered where it points.
+func TestHTTPSenderFollowsOnlyRedirectsThatKeepTheEvent(t *testing.T) {
+	for _, tc := range []struct {
+		code   int
+		follow bool
+	}{
+		{http.StatusMovedPermanently, false},
+		{http.StatusFound, false},
+		{http.StatusSeeOther, false},
+		{http.StatusTemporaryRedirect, true},
+		{http.StatusPermanentRedirect, true},
+	} {
+		t.Run(http.StatusText(tc.code), func(t *testing.T) {
+			var (
+				mu     sync.Mutex
+				landed []string // method and body of each request the redirect's target got
+			)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/sensor", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/elsewhere", tc.code)
+			})
+			mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				landed = append(landed, r.Method+" "+string(body))
+				mu.Unlock()
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			s, err := NewHTTPSender(srv.URL + "/sensor")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+
+			for what, err := range map[string]error{
+				"Send":      s.Send(t.Context(), event(1)),
+				"SendBatch": s.(BatchSender).SendBatch(t.Context(), []cloudevents.Event{event(2), event(3)}),
+			} {
+				if tc.follow {
+					if err != nil {
+						t.Errorf("%s: %v", what, err)
+					}
+					continue
+				}
+				var answer *AnswerError
+				if !errors.As(err, &answer) || answer.Code != tc.code {
+					t.Errorf("%s: error %v, want a %d AnswerError", what, err, tc.code)
+				}
+				if Retryable(err) {
+					t.Errorf("%s: the redirect is retryable; the sensor would be asked again for ever", what)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !tc.follow {
+				if len(landed) != 0 {
+					t.Errorf("the redirect was followed: %q", landed)
+				}
+				return
+			}
+			if len(landed) != 2 {
+				t.Fatalf("the redirect's target got %q, want the event and the batch", landed)
+			}
+			for _, l := range landed {
+				if !strings.HasPrefix(l, "POST ") || len(l) == len("POST ") {
+					t.Errorf("the redirect's target got %q, want a POST with the event", l)
+				}
+			}
+		})
+	}
+}
