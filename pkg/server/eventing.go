@@ -230,7 +230,10 @@ func (s *sender) freeSlot() {
 
 // ack reports the fate of the events with seqs, in the order given. An outcome that is not
 // one of the three, or a seq that is not an unacknowledged event of this call, is the
-// client's error: the call ends with InvalidArgument naming it.
+// client's error: the call ends with InvalidArgument naming it. Once the call is closing
+// (close reported its unacknowledged events Lost), acks are ignored: they were on their way
+// when the source ended, and ending the call with InvalidArgument for them would make the
+// client take a source that failed for a passing reason as invalid.
 func (s *sender) ack(a *gateways.Ack) error {
 	var fate Fate
 	switch a.GetOutcome() {
@@ -245,6 +248,10 @@ func (s *sender) ack(a *gateways.Ack) error {
 	}
 	for _, seq := range a.GetSeqs() {
 		s.mu.Lock()
+		if s.pending == nil {
+			s.mu.Unlock()
+			return nil
+		}
 		onFate, ok := s.pending[seq]
 		delete(s.pending, seq)
 		last := s.next
