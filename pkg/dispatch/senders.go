@@ -126,6 +126,7 @@ func (s *httpSender) Send(ctx context.Context, ev cloudevents.Event) (err error)
 	if err := cehttp.WriteRequest(ctx, (*binding.EventMessage)(&ev), req); err != nil {
 		return fmt.Errorf("encode event %s for %s: %w", ev.ID(), s.target, err)
 	}
+	safeHeaders(req.Header)
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("deliver to %s: %w", s.target, err)
