@@ -63,8 +63,11 @@ func (s *ceSender) String() string { return s.target }
 func NewHTTPSender(url string) (Sender, error) {
 	// Idle connections for as many deliveries as may be in flight (net/http keeps 2 per
 	// host): beyond them, each delivery would dial, and leave a socket in TIME_WAIT.
+	// DefaultTransport also caps idle connections to all hosts together at 100, which
+	// would undo the per-host setting above that; this transport has one host.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = maxIdleConnsPerSensor
+	tr.MaxIdleConns = maxIdleConnsPerSensor
 	// A sensor's answer is read for its status and, on a refusal, the start of its body:
 	// nothing worth compressing. Without this, every request says it accepts gzip, and a
 	// sensor that compresses whatever it may (Benthos's http_server does) spends more CPU

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -126,5 +127,67 @@ func TestHTTPSenderFollowsOnlyRedirectsThatKeepTheEvent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// More deliveries in flight than net/http's default cap of 100 idle connections (for all
+// hosts) still reuse their connections: a second burst as wide as the first dials none (or
+// next to none: a connection goes back to the pool just after its answer was read).
+func TestHTTPSenderReusesConnectionsAboveAHundred(t *testing.T) {
+	const inFlight = 150
+	var (
+		mu      sync.Mutex
+		dialled int
+		arrived int
+		release = make(chan struct{})
+	)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived++
+		wait := release
+		if arrived%inFlight == 0 {
+			close(release)
+			release = make(chan struct{})
+		}
+		mu.Unlock()
+		<-wait // every request of a burst is in flight at once
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dialled++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	s, err := NewHTTPSender(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	burst := func() int {
+		mu.Lock()
+		before := dialled
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for i := range inFlight {
+			wg.Go(func() {
+				if err := s.Send(t.Context(), event(i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return dialled - before
+	}
+	if n := burst(); n != inFlight {
+		t.Fatalf("first burst dialled %d connections, want %d", n, inFlight)
+	}
+	if n := burst(); n > inFlight/10 {
+		t.Errorf("second burst dialled %d connections, want next to none: the first burst's were not kept idle", n)
 	}
 }
