@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -499,5 +501,75 @@ func TestPendingCountsEveryDeliveryInFlight(t *testing.T) {
 	})
 	if left := d.Close(0); left != 3 {
 		t.Fatalf("Close left %d events, want 3", left)
+	}
+}
+
+// An event published while the NATS server is away is held back and retried, not kept in
+// nats.go's reconnect buffer and settled Delivered: a stop or a crash before the reconnect
+// would lose it after it was acknowledged upstream.
+func TestNATSDeliveryWaitsForTheServerToComeBack(t *testing.T) {
+	ns := natsenv.StartServer(t, &natsserver.Options{Host: "127.0.0.1", Port: -1})
+	port := ns.Addr().(*net.TCPAddr).Port
+	sender, err := NewNATSSender(ns.ClientURL(), "sensors.calendar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New([]Target{{Name: "nats-sensor", Sender: sender}}, Options{Backoff: fastBackoff, Log: testenv.Logger(t)})
+	t.Cleanup(func() { d.Close(0) })
+	outcomes := make(chan Outcome, 2)
+	settle := func(o Outcome) { outcomes <- o }
+	if err := d.DispatchThen(t.Context(), Key{Source: "src"}, event(0), settle); err != nil {
+		t.Fatal(err)
+	}
+	if o := <-outcomes; o != Delivered {
+		t.Fatalf("event 0 while NATS is up: %v, want delivered", o)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	if err := d.DispatchThen(t.Context(), Key{Source: "src"}, event(1), settle); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if st := d.Sensors()[0]; st.Reachable || st.Retries == 0 {
+			return fmt.Errorf("sensor status %+v, want unreachable with retries", st)
+		}
+		return nil
+	})
+	select {
+	case o := <-outcomes:
+		t.Fatalf("event 1 settled %v while the NATS server is down", o)
+	default:
+	}
+
+	// The server comes back on the same port, with a subscriber: the event reaches it.
+	ns2 := natsenv.StartServer(t, &natsserver.Options{Host: "127.0.0.1", Port: port})
+	nc, err := nats.Connect(ns2.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync("sensors.calendar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("event 1 never reached NATS once it was back: %v", err)
+	}
+	var got cloudevents.Event
+	if err := json.Unmarshal(m.Data, &got); err != nil || got.ID() != "evt-1" {
+		t.Fatalf("message %q (%v), want evt-1", m.Data, err)
+	}
+	select {
+	case o := <-outcomes:
+		if o != Delivered {
+			t.Errorf("event 1: %v, want delivered", o)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("event 1 not settled after it reached NATS")
 	}
 }

@@ -217,7 +217,11 @@ type natsSender struct {
 const natsConnectTimeout = 2 * time.Second
 
 func (s *natsSender) connect() error {
-	nc, err := nats.Connect(s.url, nats.Timeout(natsConnectTimeout), nats.MaxReconnects(-1))
+	// No reconnect buffer: nats.go would keep what is published while the server is away
+	// in memory and report it sent, and the event would be acknowledged upstream as
+	// delivered though a stop or a crash before the reconnect loses it. Without one, such
+	// a publish fails and the Dispatcher holds the event back and retries it.
+	nc, err := nats.Connect(s.url, nats.Timeout(natsConnectTimeout), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return fmt.Errorf("connect to NATS at %s: %w", s.url, err)
 	}
