@@ -211,9 +211,11 @@ type natsSender struct {
 	// sets it, before any worker reads it.
 	connected chan struct{}
 	sender    *ceSender
+	conn      *nats.Conn
 }
 
-// natsConnectTimeout bounds one connection attempt to an unreachable NATS server.
+// natsConnectTimeout bounds one connection attempt to an unreachable NATS server, and the
+// wait for its confirmation of a publish when the delivery has no deadline of its own.
 const natsConnectTimeout = 2 * time.Second
 
 func (s *natsSender) connect() error {
@@ -236,6 +238,7 @@ func (s *natsSender) connect() error {
 		return fmt.Errorf("NATS sender for %s subject %q: %w", s.url, s.subject, err)
 	}
 	s.sender = &ceSender{client: c, close: func() error { nc.Close(); return nil }, target: s.String()}
+	s.conn = nc
 	close(s.connected)
 	return nil
 }
@@ -245,10 +248,26 @@ func (s *natsSender) ready() <-chan struct{} { return s.connected }
 func (s *natsSender) Send(ctx context.Context, ev cloudevents.Event) error {
 	select {
 	case <-s.connected:
-		return s.sender.Send(ctx, ev)
+		if err := s.sender.Send(ctx, ev); err != nil {
+			return err
+		}
+		// A publish is only in nats.go's write buffer; a server that died before reading
+		// it, unnoticed yet, would lose it. The answer to a PING sent after it says the
+		// server read it. (Core NATS still delivers at most once to the subscribers.)
+		if err := s.flush(ctx); err != nil {
+			return fmt.Errorf("deliver to %s: the NATS server did not confirm: %w", s, err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("deliver to %s: not connected to NATS yet", s)
 	}
+}
+
+func (s *natsSender) flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); ok {
+		return s.conn.FlushWithContext(ctx)
+	}
+	return s.conn.FlushTimeout(natsConnectTimeout)
 }
 
 func (s *natsSender) Close() error {
