@@ -365,6 +365,7 @@ func TestInvalidConfigsOverGRPC(t *testing.T) {
 		{Name: "missing exchange", Data: "url: amqp://h/\nexchangeType: topic", Field: "amqp.exchangeName"},
 		{Name: "unknown exchange type", Data: "url: amqp://h/\nexchangeName: e\nexchangeType: round-robin", Field: "amqp.exchangeType"},
 		{Name: "negative backoff", Data: "url: amqp://h/\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -10000000000}", Field: "amqp.backoff.duration"},
+		{Name: "TLS with a plaintext URL", Data: "url: amqp://h/\nexchangeName: e\nexchangeType: topic\ntls: {}", Field: "amqp.tls", Reason: `amqp.tls: is set but url "amqp://h/" is not a TLS scheme (amqp:// connects without TLS): use amqps://`},
 	})
 }
 

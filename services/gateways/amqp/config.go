@@ -30,7 +30,8 @@ type Config struct {
 	Backoff config.Backoff `json:"backoff,omitempty"`
 	// JSONBody puts a JSON message body into the event as JSON rather than as base64 bytes.
 	JSONBody bool `json:"jsonBody,omitempty"`
-	// TLS configures the TLS connection of an amqps:// URL (CA, client certificate).
+	// TLS configures the TLS connection of an amqps:// URL (CA, client certificate); with
+	// an amqp:// URL, which is dialled without TLS, it is an error.
 	TLS *config.TLS `json:"tls,omitempty"`
 	// ExchangeDeclare, QueueDeclare and Consume default to what v0.10 did, except that
 	// messages are acknowledged only once their fate is known (autoAck false).
@@ -90,11 +91,15 @@ var exchangeTypes = []string{amqp.ExchangeDirect, amqp.ExchangeFanout, amqp.Exch
 // Validate reports every problem of c with its field path.
 func (c *Config) Validate() error {
 	var errs config.Errors
+	scheme := "" // the URL's, once it is a valid one
 	if strings.TrimSpace(c.URL) == "" {
 		errs.Addf("amqp.url", "is required, e.g. amqp://guest:guest@rabbitmq.argo-events:5672/")
-	} else if _, err := amqp.ParseURI(c.URL); err != nil {
+	} else if uri, err := amqp.ParseURI(c.URL); err != nil {
 		errs.Addf("amqp.url", "%q is not an AMQP URL: %v", config.RedactURLs(c.URL), err)
-	} else if c.PasswordSecret != nil {
+	} else {
+		scheme = uri.Scheme
+	}
+	if scheme != "" && c.PasswordSecret != nil {
 		u, _ := url.Parse(c.URL) // ParseURI parsed it
 		_, hasPassword := u.User.Password()
 		config.CheckCredential(&errs, "amqp.url's password", hasPassword, "amqp.passwordSecret", c.PasswordSecret)
@@ -110,6 +115,10 @@ func (c *Config) Validate() error {
 	}
 	c.Backoff.Validate(&errs, "amqp.backoff")
 	c.TLS.Validate(&errs, "amqp.tls")
+	if c.TLS != nil && scheme == "amqp" {
+		// amqp091 dials an amqp:// URL without TLS, whatever the TLS configuration.
+		errs.Addf("amqp.tls", "is set but url %q is not a TLS scheme (amqp:// connects without TLS): use amqps://", config.RedactURLs(c.URL))
+	}
 	if q := c.QueueDeclare; q != nil && strings.HasPrefix(q.Name, "amq.") {
 		errs.Addf("amqp.queueDeclare.name", "%q is reserved by the broker (amq.*)", q.Name)
 	}

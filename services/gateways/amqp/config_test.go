@@ -38,6 +38,8 @@ func TestConfigValidation(t *testing.T) {
 		{Name: "negative backoff string", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nbackoff: {duration: -1s, jitter: -1}", WantErr: "amqp.backoff.duration: must not be negative, got -1s; amqp.backoff.jitter: must not be negative, got -1"},
 		{Name: "reserved queue name", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {Name: amq.mine}", WantErr: `amqp.queueDeclare.name: "amq.mine" is reserved by the broker (amq.*)`},
 		{Name: "prefetch out of range", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nconsume: {prefetch: -1}", WantErr: "amqp.consume.prefetch: must be 0-65535, got -1"},
+		{Name: "TLS with an amqp URL", Data: "url: amqp://h:5672/\nexchangeName: e\nexchangeType: topic\ntls: {}", WantErr: `amqp.tls: is set but url "amqp://h:5672/" is not a TLS scheme (amqp:// connects without TLS): use amqps://`},
+		{Name: "TLS with an amqp URL, password hidden", Data: "url: amqp://u:secret@h/\nexchangeName: e\nexchangeType: topic\ntls: {insecureSkipVerify: true}", WantErr: `amqp.tls: is set but url "amqp://u:xxxxx@h/" is not a TLS scheme (amqp:// connects without TLS): use amqps://`},
 		{Name: "TLS CA not PEM", Data: "url: amqps://h\nexchangeName: e\nexchangeType: topic\ntls: {caCertPath: " + notPEM + "}", WantErr: "amqp.tls: CA certificate " + notPEM + " holds no PEM certificate"},
 		{Name: "unknown field", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueue: q", WantErr: `amqp: invalid configuration: unknown field "queue"`},
 		{Name: "empty", Data: " ", WantErr: "amqp: configuration is empty"},

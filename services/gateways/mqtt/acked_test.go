@@ -116,7 +116,7 @@ func expectRedelivered(t testing.TB, s *testenv.AckedStream, bodies ...string) [
 // fate: delivered or dropped.
 func TestAcknowledgedInOrderAfterTheFate(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	for _, qos := range []byte{1, 2} {
 		t.Run(fmt.Sprintf("QoS %d", qos), func(t *testing.T) {
 			topic, id := fmt.Sprintf("fate/%d", qos), fmt.Sprintf("fate-q%d", qos)
@@ -154,7 +154,7 @@ func TestAcknowledgedInOrderAfterTheFate(t *testing.T) {
 // behind it); the one before it stays acknowledged.
 func TestRetryHasTheMessageSentAgain(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: again\nclientId: again\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "again")
 	publish(t, broker, "again", "m", 3, 1)
@@ -178,7 +178,7 @@ func TestRetryHasTheMessageSentAgain(t *testing.T) {
 // unacknowledged at the broker, which sends them again to the next call.
 func TestUnacknowledgedAtTheEndOfACallComeAgain(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	data := fmt.Sprintf("url: %s\ntopic: lost\nclientId: lost\n%s", broker.URL, fastBackoff)
 	first := ackedEvents(t, gw, data)
 	waitSubscribed(t, broker, "lost")
@@ -201,7 +201,7 @@ func TestUnacknowledgedAtTheEndOfACallComeAgain(t *testing.T) {
 // acknowledged anyway (at most once), so that the messages behind it are not held.
 func TestCleanSessionRetryIsAtMostOnce(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: clean\nclientId: clean\ncleanSession: true\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "clean")
 	publish(t, broker, "clean", "m", 2, 1)
@@ -221,7 +221,7 @@ func TestCleanSessionRetryIsAtMostOnce(t *testing.T) {
 // what was published while the gateway was reconnecting, come (again).
 func TestBrokerRestartWithStorageLosesNothing(t *testing.T) {
 	broker := mqttenv.Start(t, mqttenv.WithStorage(t.TempDir()))
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: kept\nclientId: kept\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "kept")
 	l := newLedger("kept")
@@ -282,7 +282,7 @@ func (l *ledger) takeAcking(t testing.TB, s *testenv.AckedStream, e seen) {
 // published afterwards arrives too.
 func TestBacklogBeforeTheSubscriptionIsAnswered(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	data := fmt.Sprintf("url: %s\ntopic: backlog\nclientId: backlog\n%s", broker.URL, fastBackoff)
 	first := ackedEvents(t, gw, data)
 	waitSubscribed(t, broker, "backlog")
@@ -308,7 +308,7 @@ func TestBacklogBeforeTheSubscriptionIsAnswered(t *testing.T) {
 func TestAcksFlowWhileTheWindowIsFull(t *testing.T) {
 	const window = 100 // ackedEvents'
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	s := ackedEvents(t, gw, fmt.Sprintf("url: %s\ntopic: full\nclientId: full\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "full")
 	l := newLedger("full")

@@ -69,7 +69,7 @@ func BenchmarkConsume(b *testing.B) {
 	b.Run("gateway", func(b *testing.B) {
 		runs++
 		topic := fmt.Sprintf("bench/gateway/%d", runs)
-		server := testenv.StartGateway(b, gateway{})
+		server := testenv.StartGateway(b, &gateway{})
 		data := fmt.Sprintf("url: %s\ntopic: %s\nclientId: bench-gateway-%d", broker.URL, topic, runs)
 		s := testenv.OpenStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: data})
 		waitSubscribed(b, broker, topic)
@@ -86,7 +86,7 @@ func BenchmarkConsume(b *testing.B) {
 	b.Run("gateway-acked", func(b *testing.B) {
 		runs++
 		topic := fmt.Sprintf("bench/acked/%d", runs)
-		server := testenv.StartGateway(b, gateway{})
+		server := testenv.StartGateway(b, &gateway{})
 		data := fmt.Sprintf("url: %s\ntopic: %s\nclientId: bench-acked-%d", broker.URL, topic, runs)
 		s := testenv.OpenAckedStream(b, server.Client, &gateways.EventSource{Name: "bench", Data: data}, 0)
 		waitSubscribed(b, broker, topic)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/eventgate/eventgate/pkg/config"
@@ -18,14 +19,16 @@ type Config struct {
 	// Topic is the topic filter to subscribe to; the wildcards + and # are allowed.
 	Topic string `json:"topic"`
 	// ClientID identifies the gateway to the broker. Given, it also keys a persistent
-	// session (see CleanSession); empty, the source makes up one.
+	// session (see CleanSession); empty, the source makes up one. A source does not start
+	// while another source of the gateway uses the same clientId.
 	ClientID ClientID `json:"clientId,omitempty"`
 	// Backoff spaces the reconnects, for the life of the source (v0.10: first connect only).
 	Backoff config.Backoff `json:"backoff,omitempty"`
 	// JSONBody puts a JSON message body into the event as JSON rather than as base64 bytes.
 	JSONBody bool `json:"jsonBody,omitempty"`
 	// TLS configures a TLS connection (CA, client certificate); an ssl:// URL with no TLS
-	// block uses the system's CAs.
+	// block uses the system's CAs. With a plaintext URL (tcp://, mqtt://, ws://), which
+	// paho dials without TLS, it is an error.
 	TLS *config.TLS `json:"tls,omitempty"`
 	// Username and Password authenticate to the broker.
 	Username string `json:"username,omitempty"`
@@ -87,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	c.Backoff.Validate(&errs, "mqtt.backoff")
 	c.TLS.Validate(&errs, "mqtt.tls")
+	if c.TLS != nil {
+		checkTLSSchemes(&errs, c.brokers())
+	}
 	config.CheckCredential(&errs, "mqtt.password", c.Password != "", "mqtt.passwordSecret", c.PasswordSecret)
 	if c.PasswordSecret != nil && config.URLsHaveUserInfo(c.URL) {
 		errs.Addf("mqtt.url", "holds credentials, which the client would use instead of passwordSecret: remove them from the URL")
@@ -101,6 +107,24 @@ func (c *Config) Validate() error {
 		errs.Addf("mqtt.cleanSession", "false needs a clientId: a made-up one changes at every start, so the broker would keep sessions that nobody resumes")
 	}
 	return errs.Err()
+}
+
+// tlsSchemeFor is the TLS scheme to use instead of each plaintext one: paho dials a
+// tcp://, mqtt:// or ws:// URL without TLS, whatever the TLS configuration.
+var tlsSchemeFor = map[string]string{"tcp": "ssl:// (or mqtts://)", "mqtt": "ssl:// (or mqtts://)", "ws": "wss://"}
+
+// checkTLSSchemes reports the brokers of a source with a TLS block whose URL would ignore
+// it. URLs that are not URLs, or of an unknown scheme, are mqtt.url's errors.
+func checkTLSSchemes(errs *config.Errors, brokers []string) {
+	for _, raw := range brokers {
+		u, err := url.Parse(raw)
+		if err != nil {
+			continue
+		}
+		if use, plain := tlsSchemeFor[u.Scheme]; plain {
+			errs.Addf("mqtt.tls", "is set but url %q is not a TLS scheme (%s:// connects without TLS): use %s", config.RedactURLs(raw), u.Scheme, use)
+		}
+	}
 }
 
 // qos is the subscription's QoS.

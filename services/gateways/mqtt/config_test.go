@@ -25,6 +25,7 @@ backoff:
 		{Name: "root wildcard", Data: "url: mqtt://x:1883\ntopic: '#'"},
 		{Name: "shared subscription", Data: "url: tcp://x:1883\ntopic: $share/gateways/orders"},
 		{Name: "brokers, TLS, auth, QoS 2, jsonBody", Data: "url: ssl://a:8883, ssl://b:8883\ntopic: t\ntls: {}\nusername: u\npassword: p\nqos: 2\njsonBody: true"},
+		{Name: "TLS with mqtts, tls and wss URLs", Data: "url: mqtts://a:8883, tls://b:8883, wss://c:443/mqtt\ntopic: t\ntls: {insecureSkipVerify: true}"},
 		{Name: "QoS 0 with a clean session", Data: "url: ws://x:80/mqtt\ntopic: t\nqos: 0\ncleanSession: true\nclientId: x"},
 		{Name: "password from a secret", Data: "url: tcp://x:1883\ntopic: t\nusername: u\npasswordSecret: {name: mqtt-creds, key: password}"},
 
@@ -33,6 +34,9 @@ backoff:
 		{Name: "no scheme", Data: "url: x:1883\ntopic: foo", WantErr: `mqtt.url: "x:1883" has scheme "x", want tcp, mqtt, ssl, tls, mqtts, ws or wss`},
 		{Name: "no host", Data: "url: tcp://:1883\ntopic: foo", WantErr: `mqtt.url: "tcp://:1883" has no host`},
 		{Name: "missing topic", Data: "url: tcp://x:1883", WantErr: "mqtt.topic: is required"},
+		{Name: "TLS with a tcp URL", Data: "url: tcp://x:1883\ntopic: t\ntls: {}", WantErr: `mqtt.tls: is set but url "tcp://x:1883" is not a TLS scheme (tcp:// connects without TLS): use ssl:// (or mqtts://)`},
+		{Name: "TLS with an mqtt URL, credentials hidden", Data: "url: mqtt://u:secret@x:1883\ntopic: t\ntls: {}", WantErr: `mqtt.tls: is set but url "mqtt://u:xxxxx@x:1883" is not a TLS scheme (mqtt:// connects without TLS): use ssl:// (or mqtts://)`},
+		{Name: "TLS with a ws URL among TLS ones", Data: "url: ssl://a:8883, ws://b:80/mqtt\ntopic: t\ntls: {}", WantErr: `mqtt.tls: is set but url "ws://b:80/mqtt" is not a TLS scheme (ws:// connects without TLS): use wss://`},
 		{Name: "# not last", Data: "url: tcp://x:1883\ntopic: a/#/b", WantErr: `mqtt.topic: "a/#/b": '#' must be the whole last level`},
 		{Name: "+ inside a level", Data: "url: tcp://x:1883\ntopic: a/b+/c", WantErr: `mqtt.topic: "a/b+/c": '+' must be a whole level`},
 		{Name: "negative backoff", Data: "url: tcp://x:1883\ntopic: t\nbackoff: {duration: -10000000000}", WantErr: "mqtt.backoff.duration: must not be negative, got -10s"},
@@ -54,7 +58,7 @@ backoff:
 			WantErr: `mqtt.url: "http://x" has scheme "http", want tcp, mqtt, ssl, tls, mqtts, ws or wss; mqtt.topic: is required; mqtt.backoff.steps: must not be negative, got -1; mqtt.qos: must be 0, 1 or 2, got 5`,
 		},
 	}
-	testenv.ExpectParse(t, gateway{}.Parse, tests)
+	testenv.ExpectParse(t, (&gateway{}).Parse, tests)
 }
 
 // The values v0.10 configs carry must mean what they meant, and the defaults must follow
@@ -76,7 +80,7 @@ func TestConfigValues(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src, err := gateway{}.Parse("v", "url: tcp://x:1883\ntopic: t\n"+tc.data)
+			src, err := (&gateway{}).Parse("v", "url: tcp://x:1883\ntopic: t\n"+tc.data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +111,7 @@ func TestExamplesAreValid(t *testing.T) {
 		t.Fatalf("example has %d event sources, want at least 3", len(sources))
 	}
 	for name, data := range sources {
-		if _, err := (gateway{}).Parse(name, data); err != nil {
+		if _, err := (&gateway{}).Parse(name, data); err != nil {
 			t.Errorf("example %q: %v", name, err)
 		}
 	}

@@ -8,6 +8,6 @@ import (
 
 func main() {
 	server.MainFor(func(env server.Env) server.Gateway {
-		return gateway{secrets: secret.ForGateway(env.Namespace)}
+		return &gateway{secrets: secret.ForGateway(env.Namespace)}
 	})
 }

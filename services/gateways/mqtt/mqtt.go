@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -30,15 +31,21 @@ const (
 	pendingMessages = 256
 )
 
-// gateway subscribes to MQTT topics.
+// gateway subscribes to MQTT topics. Its zero value is ready to use; it is one value for
+// all the sources of the process, which share its register of client identifiers.
 type gateway struct {
 	// secrets resolves the sources' secret references.
 	secrets secret.Store
+
+	// mu guards clientIDs: the client identifiers of the sources started and not yet
+	// stopped (claimClientID).
+	mu        sync.Mutex
+	clientIDs map[string]*clientIDClaim
 }
 
-func (gateway) Type() string { return gatewayType }
+func (*gateway) Type() string { return gatewayType }
 
-func (g gateway) Parse(name, data string) (server.Source, error) {
+func (g *gateway) Parse(name, data string) (server.Source, error) {
 	cfg, err := config.Parse[Config](gatewayType, data)
 	if err != nil {
 		return nil, err
@@ -48,7 +55,103 @@ func (g gateway) Parse(name, data string) (server.Source, error) {
 		// MQTT 3.1.1 brokers must accept up to 23 characters: 10 + 13.
 		id = "eventgate-" + rand.Text()[:13]
 	}
-	return &source{name: name, cfg: *cfg, clientID: id, secrets: g.secrets}, nil
+	return &source{name: name, cfg: *cfg, clientID: id, secrets: g.secrets, gw: g}, nil
+}
+
+// clientIDGrace is how long a source waits for the running source that uses its client
+// identifier to stop before it gives up. The gateway-client restarts a source (a changed
+// configuration, a renamed source) by cancelling its call and starting the new one at
+// once, and the cancellation may reach the server after the new call.
+const clientIDGrace = time.Second
+
+// clientIDClaim is a client identifier in use by one source of the gateway.
+type clientIDClaim struct {
+	gw     *gateway
+	id     string
+	source string // the event source's name, for the error of another that wants the id
+	// stopping is the holder's Start context's Done: once it is closed the holder only
+	// disconnects, which takes at most about disconnectQuiesce, or connectTimeout for a
+	// connect attempt it left behind.
+	stopping <-chan struct{}
+	// refs, under gw.mu, counts the holders: the source's Start, and a connect attempt it
+	// left behind. The id is free once it is 0.
+	refs int
+	free chan struct{} // closed once the id is free
+}
+
+// claimClientID reserves id for the source name until the claim is released. Two
+// connections with one client identifier are one session to the broker, which hands it to
+// whichever connected last and sends it the messages of both sources' subscriptions: each
+// source would take, and drop, messages of the other's. So a source whose id another source of this
+// gateway uses does not start: the error names both, the first source keeps running, and
+// the client starts the second again later. A holder that is stopping is waited for, as is,
+// for up to clientIDGrace, one that is running. The result is nil, nil when ctx ends first.
+//
+// A made-up id (no clientId configured) is claimed too: it is random, so never refused.
+// Sources in other processes (another gateway, another replica) are beyond reach: the broker
+// keeps taking the session from one to the other, which their logs show as lost
+// connections.
+func (g *gateway) claimClientID(ctx context.Context, id, name string) (*clientIDClaim, error) {
+	grace := time.NewTimer(clientIDGrace)
+	defer grace.Stop()
+	graceOver := false
+	for {
+		g.mu.Lock()
+		held := g.clientIDs[id]
+		if held == nil {
+			if g.clientIDs == nil {
+				g.clientIDs = map[string]*clientIDClaim{}
+			}
+			c := &clientIDClaim{gw: g, id: id, source: name, stopping: ctx.Done(), refs: 1, free: make(chan struct{})}
+			g.clientIDs[id] = c
+			g.mu.Unlock()
+			return c, nil
+		}
+		g.mu.Unlock()
+		if !graceOver {
+			select {
+			case <-held.free:
+				continue
+			case <-ctx.Done():
+				return nil, nil
+			case <-held.stopping:
+			case <-grace.C:
+				graceOver = true
+			}
+		}
+		select {
+		case <-held.stopping:
+		default:
+			other := fmt.Sprintf("event source %q", held.source)
+			if held.source == name {
+				other = fmt.Sprintf("another running call of event source %q", name)
+			}
+			return nil, fmt.Errorf("mqtt.clientId: %q is in use by %s on this gateway: two connections with one client ID share one broker session, "+
+				"and each would take the other's messages; give each event source its own clientId", id, other)
+		}
+		select {
+		case <-held.free:
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// hold adds a holder to a claim that has one.
+func (c *clientIDClaim) hold() {
+	c.gw.mu.Lock()
+	c.refs++
+	c.gw.mu.Unlock()
+}
+
+// release removes a holder; the last one frees the id.
+func (c *clientIDClaim) release() {
+	c.gw.mu.Lock()
+	defer c.gw.mu.Unlock()
+	if c.refs--; c.refs == 0 {
+		delete(c.gw.clientIDs, c.id)
+		close(c.free)
+	}
 }
 
 // payload is the event body, in JSON:
@@ -85,14 +188,25 @@ type source struct {
 	cfg      Config
 	clientID string // the same for every connection of the source, so the session resumes
 	secrets  secret.Store
-	// subscribed is true once the broker holds the subscription in a persistent session.
-	// Only Start's goroutine uses it.
+	gw       *gateway // holds the register of client IDs in use
+	// claim is the source's hold on its client ID while it runs, and subscribed is true
+	// once the broker holds the subscription in a persistent session. Only Start's
+	// goroutine uses them.
+	claim      *clientIDClaim
 	subscribed bool
 }
 
 // Start subscribes, and after any loss of the connection, at any time, subscribes again
-// after the configured backoff, until ctx ends or the event stream is gone.
+// after the configured backoff, until ctx ends or the event stream is gone. It fails,
+// within clientIDGrace, while another source of the gateway runs with its client ID
+// (claimClientID).
 func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	claim, err := s.gw.claimClientID(ctx, s.clientID, s.name)
+	if claim == nil {
+		return err // nil when ctx ended
+	}
+	defer claim.release()
+	s.claim = claim
 	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
 		return s.session(ctx, connected, emit)
 	})
@@ -121,10 +235,15 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		case <-done:
 		}
 	}
-	// A kept session may also hold subscriptions of an earlier configuration of this
-	// clientId (another topic): their messages are not this source's. Acknowledged, so the
-	// broker does not send them again and again; the stale subscription stays until the
-	// session is cleaned.
+	// A message of no route: a subscription this source did not make. No other source of
+	// the gateway shares the session (claimClientID: one source per client ID), so it
+	// comes from a subscription that an earlier configuration of this clientId (another
+	// topic) left in the session the broker kept, and no running source wants it. It is
+	// acknowledged (settled dropped, in its turn: the messages after it are acknowledged
+	// only in order), so the broker does not send it again and again; the stale
+	// subscription stays until the session is cleaned. This is safe only because client
+	// IDs are unique: two sources of one client ID shared one session, and each dropped
+	// here the messages the broker routed to it for the other.
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		log.Warn("message from a subscription this source did not make: dropped", "topic", m.Topic(), "subscribedTo", s.cfg.Topic)
 		acks.settle(acks.add(m), server.FateDropped)
@@ -140,8 +259,13 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	connect := client.Connect()
 	if err := wait(ctx, connect); err != nil {
 		if ctx.Err() != nil {
-			// The attempt goes on for at most connectTimeout: close what it may open.
+			// The attempt goes on for at most connectTimeout: close what it may open. It
+			// keeps the client ID until then, so that a source starting with it next does
+			// not meet this connection at the broker.
+			claim := s.claim
+			claim.hold()
 			go func() {
+				defer claim.release()
 				<-connect.Done()
 				client.Disconnect(0)
 			}()

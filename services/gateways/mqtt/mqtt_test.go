@@ -139,7 +139,7 @@ func TestMessagesArriveExactlyOnceInOrder(t *testing.T) {
 		{name: "QoS 2", config: "qos: 2\nclientId: q2", qos: 2},
 	}
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			filter := "orders/" + strconv.Itoa(i) + "/+"
@@ -181,7 +181,7 @@ func TestBodiesAndMetadata(t *testing.T) {
 		{name: "retained message sent on subscribing", retained: true, body: []byte("last"), wantBody: testenv.JSON(t, []byte("last"))},
 	}
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "bodies/" + strconv.Itoa(i)
@@ -220,7 +220,7 @@ func TestBodiesAndMetadata(t *testing.T) {
 // first kind (messages published just before the restart).
 func TestBrokerRestartMidStream(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: restart\nclientId: restart-test\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "restart")
 	publish(t, broker, "restart", "before-", 100, 1)
@@ -269,7 +269,7 @@ func TestSessionWhileAway(t *testing.T) {
 		{name: "clean session", config: "clientId: away-clean\ncleanSession: true", wantQueued: 0},
 	}
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			topic := "away/" + strconv.Itoa(i)
@@ -317,7 +317,7 @@ func TestSessionWhileAway(t *testing.T) {
 func TestConnectionLossLosesNothing(t *testing.T) {
 	broker := mqttenv.Start(t)
 	proxy := testenv.StartProxy(t, broker.Addr)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	ch := events(t, gw, fmt.Sprintf("url: tcp://%s\ntopic: loss\nclientId: loss-test\n%s", proxy.Addr, fastBackoff))
 	waitSubscribed(t, broker, "loss")
 	l := newLedger("loss")
@@ -343,7 +343,7 @@ func TestConnectionLossLosesNothing(t *testing.T) {
 func TestBrokerNotThereYet(t *testing.T) {
 	broker := mqttenv.Start(t)
 	broker.Stop()
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: late\n%s", broker.URL, fastBackoff))
 	broker.StartAgain()
 	waitSubscribed(t, broker, "late")
@@ -353,7 +353,7 @@ func TestBrokerNotThereYet(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	broker := mqttenv.Start(t, mqttenv.WithUser("gateway", "pw"))
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: auth\nusername: gateway\npassword: pw\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "auth")
 	publish(t, broker, "auth", "m", 3, 1)
@@ -366,8 +366,9 @@ func TestInvalidEventSources(t *testing.T) {
 		{Name: "missing topic", Data: "url: tcp://x:1883\nclientId: 1234", Reason: "mqtt.topic: is required"},
 		{Name: "negative backoff", Data: "url: tcp://x:1883\ntopic: a\nbackoff: {duration: -1s}", Reason: "mqtt.backoff.duration: must not be negative, got -1s"},
 		{Name: "QoS out of range", Data: "url: tcp://x:1883\ntopic: a\nqos: 7", Reason: "mqtt.qos: must be 0, 1 or 2, got 7"},
+		{Name: "TLS with a plaintext URL", Data: "url: tcp://x:1883\ntopic: a\ntls: {}", Reason: `mqtt.tls: is set but url "tcp://x:1883" is not a TLS scheme (tcp:// connects without TLS): use ssl:// (or mqtts://)`},
 	}
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	testenv.ExpectInvalid(t, gw.Client, cases)
 }
 
@@ -375,7 +376,7 @@ func TestInvalidEventSources(t *testing.T) {
 // v0.10 config as written (numeric clientId, backoff in nanoseconds).
 func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 	broker := mqttenv.Start(t)
-	sensor := testenv.StartEndToEnd(t, gateway{}, "sensors", fmt.Sprintf(
+	sensor := testenv.StartEndToEnd(t, &gateway{}, "sensors", fmt.Sprintf(
 		"url: %s\ntopic: sensors/+/temp\nclientId: 1234\njsonBody: true\nbackoff:\n  duration: 100000000\n  factor: 1", broker.URL))
 	waitSubscribed(t, broker, "sensors/+/temp")
 	for i := range 3 {
@@ -397,7 +398,7 @@ func TestEndToEndThroughTheGatewayClient(t *testing.T) {
 func TestTLS(t *testing.T) {
 	cert, caPath := testenv.LoopbackCert(t)
 	broker := mqttenv.Start(t, mqttenv.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: secure\ntls: {caCertPath: %s}\n%s", broker.URL, caPath, fastBackoff))
 	waitSubscribed(t, broker, "secure")
 	publish(t, broker, "secure", "m", 3, 1)
@@ -408,7 +409,7 @@ func TestTLS(t *testing.T) {
 // configuration) delivers its own topic only.
 func TestKeptSessionOfAnotherTopic(t *testing.T) {
 	broker := mqttenv.Start(t)
-	gw := testenv.StartGateway(t, gateway{})
+	gw := testenv.StartGateway(t, &gateway{})
 	old := events(t, gw, fmt.Sprintf("url: %s\ntopic: old\nclientId: reconfigured\n%s", broker.URL, fastBackoff))
 	waitSubscribed(t, broker, "old")
 	publish(t, broker, "old", "o", 1, 1)
@@ -430,4 +431,38 @@ func TestKeptSessionOfAnotherTopic(t *testing.T) {
 	publish(t, broker, "new", "n", 5, 1)
 	expect(t, ch, "new", "n", 5)
 	expectNothingQueued(t, ch)
+}
+
+// Two sources with one clientId (both copied from the v0.10 example) would share one
+// broker session, and each would take, and drop, messages of the other's subscription.
+// The second does not start while the first runs, with an error naming both; the first
+// loses nothing; once the first stops, the second starts, as it does when the client
+// replaces a source at once (cancels its call, starts the new one).
+func TestOneSourcePerClientID(t *testing.T) {
+	broker := mqttenv.Start(t)
+	gw := testenv.StartGateway(t, &gateway{})
+	source := func(name, topic string) *testenv.Stream {
+		return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: name,
+			Data: fmt.Sprintf("url: %s\ntopic: %s\nclientId: 1234\n%s", broker.URL, topic, fastBackoff)}, 1024)
+	}
+	a := source("a", "a")
+	waitSubscribed(t, broker, "a")
+
+	b := source("b", "b")
+	err := b.End(t, 10*time.Second)
+	if want := `mqtt.clientId: "1234" is in use by event source "a" on this gateway`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("the second source with clientId 1234 ended with %v, want an error containing %q", err, want)
+	}
+	if broker.Subscribed("b") {
+		t.Fatal("the refused source subscribed")
+	}
+	publish(t, broker, "a", "m", 40, 1)
+	expect(t, a, "a", "m", 40)
+
+	a.Close() // the server may still be stopping it
+	b = source("b", "b")
+	waitSubscribed(t, broker, "b")
+	publish(t, broker, "b", "n", 40, 1)
+	expect(t, b, "b", "n", 40)
+	expectNothingQueued(t, b)
 }

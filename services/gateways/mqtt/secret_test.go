@@ -18,7 +18,7 @@ func TestPasswordSecret(t *testing.T) {
 	broker := mqttenv.Start(t, mqttenv.WithUser("gateway", good))
 	dir := testenv.NewSecretsDir(t)
 	logs, logTo := testenv.CaptureLogs(t)
-	gw := testenv.StartGateway(t, gateway{secrets: secret.Dir(dir)}, logTo)
+	gw := testenv.StartGateway(t, &gateway{secrets: secret.Dir(dir)}, logTo)
 	ch := events(t, gw, fmt.Sprintf("url: %s\ntopic: auth\nusername: gateway\npasswordSecret: {name: mqtt-creds, key: password}\n%s", broker.URL, fastBackoff))
 
 	testenv.WaitLogged(t, logs, "mqtt.passwordSecret: secret mqtt-creds/password: no file mqtt-creds/password in "+string(dir), 2, 10*time.Second)
