@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -12,8 +13,9 @@ import (
 // Backoff is the `backoff` block of the stream gateways, as v0.10 wrote it (the fields of
 // Kubernetes' wait.Backoff). v0.10 used it only for the first connection; here it spaces
 // every reconnect for the life of the source. Duration is the first wait, multiplied by
-// Factor after each failed attempt, for at most Steps attempts (after that the wait stays
-// where it got to), never beyond MaxBackoffDelay, plus up to Jitter × the wait at random.
+// Factor (at least 1) after each failed attempt, for at most Steps attempts (after that the
+// wait stays where it got to), never beyond MaxBackoffDelay, plus up to Jitter (0 to 1) ×
+// the wait at random.
 type Backoff struct {
 	Duration Duration `json:"duration,omitempty"`
 	Factor   float64  `json:"factor,omitempty"`
@@ -28,6 +30,9 @@ const (
 	// MaxBackoffDelay caps the wait, so a source that lost its broker for an hour is back
 	// within a minute of the broker.
 	MaxBackoffDelay = time.Minute
+	// MaxBackoffJitter is the largest Jitter: the wait plus up to as much again at random,
+	// so at most twice MaxBackoffDelay.
+	MaxBackoffJitter = 1
 )
 
 // Validate records every problem of b, with paths under path ("nats.backoff").
@@ -35,38 +40,53 @@ func (b Backoff) Validate(errs *Errors, path string) {
 	if b.Duration < 0 {
 		errs.Addf(path+".duration", "must not be negative, got %s", time.Duration(b.Duration))
 	}
-	if b.Factor < 0 {
+	switch {
+	case math.IsNaN(b.Factor) || math.IsInf(b.Factor, 0):
+		errs.Addf(path+".factor", "must be a number, got %g", b.Factor)
+	case b.Factor < 0:
 		errs.Addf(path+".factor", "must not be negative, got %g", b.Factor)
+	case b.Factor > 0 && b.Factor < 1:
+		errs.Addf(path+".factor", "must be at least 1 (or 0: the default, %d), got %g: below 1 the wait would shrink at each failed attempt", DefaultBackoffFactor, b.Factor)
 	}
-	if b.Jitter < 0 {
+	switch {
+	case math.IsNaN(b.Jitter) || math.IsInf(b.Jitter, 0):
+		errs.Addf(path+".jitter", "must be a number, got %g", b.Jitter)
+	case b.Jitter < 0:
 		errs.Addf(path+".jitter", "must not be negative, got %g", b.Jitter)
+	case b.Jitter > MaxBackoffJitter:
+		errs.Addf(path+".jitter", "must be at most %d (the wait plus up to as much again at random), got %g", MaxBackoffJitter, b.Jitter)
 	}
 	if b.Steps < 0 {
 		errs.Addf(path+".steps", "must not be negative, got %d", b.Steps)
 	}
 }
 
-// Delay is the wait before reconnect attempt number attempt (0 for the first).
+// Delay is the wait before reconnect attempt number attempt (0 for the first). It is
+// never below the first wait (or MaxBackoffDelay, if that is smaller) nor above twice
+// MaxBackoffDelay, whatever b holds: values that Validate refuses are taken as the nearest
+// valid ones (a factor below 1 as 1, a jitter outside 0-1 as its bound, a negative duration
+// as the default).
 func (b Backoff) Delay(attempt int) time.Duration {
 	d := float64(b.Duration)
-	if d == 0 {
+	if d <= 0 {
 		d = float64(DefaultBackoffDuration)
 	}
 	factor := b.Factor
-	if factor == 0 {
+	switch {
+	case factor == 0:
 		factor = DefaultBackoffFactor
+	case !(factor >= 1): // below 1, or NaN
+		factor = 1
 	}
 	if b.Steps > 0 && attempt > b.Steps {
 		attempt = b.Steps
 	}
-	for range attempt {
-		if d *= factor; d >= float64(MaxBackoffDelay) {
-			break
-		}
+	if attempt > 0 {
+		d *= math.Pow(factor, float64(attempt)) // +Inf past float64's range, then capped
 	}
 	d = min(d, float64(MaxBackoffDelay))
-	if b.Jitter > 0 {
-		d += d * b.Jitter * rand.Float64()
+	if jitter := min(b.Jitter, MaxBackoffJitter); jitter > 0 { // false for NaN
+		d += d * jitter * rand.Float64()
 	}
 	return time.Duration(d)
 }

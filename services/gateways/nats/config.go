@@ -49,7 +49,10 @@ type JetStream struct {
 	// Consumer is the durable consumer's name: created on the stream if missing, its
 	// configuration set from this block if it exists. It remembers what was acknowledged,
 	// so a restarted source resumes where it stopped. Two sources with one consumer share
-	// its messages between them.
+	// its messages between them, so they must have the same subject and deliverPolicy: an
+	// existing consumer whose filter subject or deliver policy differ from the source's is
+	// refused (the source retries with its backoff), and left as it is; ackWait and
+	// maxAckPending are set from the source that connected last.
 	Consumer string `json:"consumer"`
 	// DeliverPolicy is where a new consumer starts: all (the default: every message the
 	// stream holds), new (those published from now on) or last (the last message, then

@@ -72,6 +72,8 @@ backoff:
 		{Name: "JetStream negative maxAckPending", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, maxAckPending: -1}", WantErr: "nats.jetStream.maxAckPending: must not be negative, got -1 (0: the server's default)"},
 		{Name: "JetStream unknown field", Data: "url: nats://x:4222\nsubject: a\njetStream: {stream: S, consumer: c, durable: d}", WantErr: `nats: invalid configuration: unknown field "durable"`},
 		{Name: "JetStream not a block", Data: "url: nats://x:4222\nsubject: a\njetStream: true", WantErr: "nats: invalid configuration"},
+		{Name: "backoff factor below 1", Data: "url: nats://x:4222\nsubject: a\nbackoff: {duration: 1s, factor: 0.5}", WantErr: "nats.backoff.factor: must be at least 1 (or 0: the default, 2), got 0.5"},
+		{Name: "backoff jitter above 1", Data: "url: nats://x:4222\nsubject: a\nbackoff: {jitter: 1e300}", WantErr: "nats.backoff.jitter: must be at most 1 (the wait plus up to as much again at random), got 1e+300"},
 		{Name: "unknown field", Data: "url: nats://x:4222\nsubjekt: a", WantErr: `nats: invalid configuration: unknown field "subjekt"`},
 		{Name: "empty", Data: "", WantErr: "nats: configuration is empty"},
 		{

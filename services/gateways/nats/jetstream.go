@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,6 +93,13 @@ func (s *source) jetStreamSession(ctx context.Context, connected func(), emit se
 			}
 			return fmt.Errorf("consuming from JetStream stream %q lost: %w", js.Stream, err)
 		}
+		if !subjectMatches(s.cfg.Subject, msg.Subject()) {
+			// The consumer's filter was changed under this connection by another client:
+			// the message is another source's, not an event of this one.
+			_ = msg.Nak()
+			return fmt.Errorf("nats.jetStream.consumer: durable consumer %q on stream %q delivered a message on %q, outside this source's subject %q: "+
+				"another client changed its filter subject; the message is given back", js.Consumer, js.Stream, msg.Subject(), s.cfg.Subject)
+		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("JetStream message without metadata: %w", err)
@@ -107,7 +117,12 @@ func (s *source) jetStreamSession(ctx context.Context, connected func(), emit se
 	}
 }
 
-// consumer creates the source's durable consumer, or updates it to the source's config.
+// consumer creates the source's durable consumer, or updates an existing one to the
+// source's config. Sources that name one consumer share its messages, so they must agree on
+// what it delivers: one whose filter subject or deliver policy differ from the source's is
+// refused (see sharedConflict), not updated, since updating it would hand the other sources'
+// messages to this one as its own, and theirs to nobody. What may differ, and is set from
+// the source connecting last, is how it is delivered: ackWait, maxAckPending.
 func (s *source) consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
@@ -125,12 +140,91 @@ func (s *source) consumer(ctx context.Context, nc *nats.Conn) (jetstream.Consume
 	case err != nil:
 		return nil, fmt.Errorf("nats.jetStream.stream: look up stream %q: %w", js.Stream, err)
 	}
-	consumer, err := stream.CreateOrUpdateConsumer(ctx, s.consumerConfig())
+
+	// The lock keeps the sources of this process from both finding the consumer missing,
+	// or as they want it, and then writing it one after the other. Against other processes
+	// a missing consumer is created with the create action, which fails when it exists by
+	// then with another config; an update can still race with another client's write
+	// between the look-up and itself, which the session's subject check then catches.
+	unlock, err := s.gw.consumerLocks.lock(ctx, js.Stream+"/"+js.Consumer)
 	if err != nil {
-		return nil, fmt.Errorf("nats.jetStream.consumer: create or update durable consumer %q on stream %q (filter subject %q): %w",
-			js.Consumer, js.Stream, s.cfg.Subject, err)
+		return nil, fmt.Errorf("nats.jetStream.consumer: wait for the other sources of durable consumer %q on stream %q: %w", js.Consumer, js.Stream, err)
 	}
-	return consumer, nil
+	defer unlock()
+	cfg := s.consumerConfig()
+	for attempt := 1; ; attempt++ {
+		const attempts = 3 // a consumer created or deleted by others between two calls
+		existing, err := stream.Consumer(ctx, js.Consumer)
+		var consumer jetstream.Consumer
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			consumer, err = stream.CreateConsumer(ctx, cfg)
+			if errors.Is(err, jetstream.ErrConsumerExists) && attempt < attempts {
+				continue // created meanwhile by another client: check it
+			}
+		case errors.Is(err, jetstream.ErrNotPullConsumer):
+			return nil, fmt.Errorf("nats.jetStream.consumer: durable consumer %q on stream %q is a push consumer (it has a deliver subject); the gateway reads through a pull consumer: name another consumer",
+				js.Consumer, js.Stream)
+		case err != nil:
+			return nil, fmt.Errorf("nats.jetStream.consumer: look up durable consumer %q on stream %q: %w", js.Consumer, js.Stream, err)
+		default:
+			if err := s.sharedConflict(existing.CachedInfo().Config); err != nil {
+				return nil, err
+			}
+			consumer, err = stream.UpdateConsumer(ctx, cfg)
+			if errors.Is(err, jetstream.ErrConsumerDoesNotExist) && attempt < attempts {
+				continue // deleted meanwhile: create it
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nats.jetStream.consumer: create or update durable consumer %q on stream %q (filter subject %q): %w",
+				js.Consumer, js.Stream, s.cfg.Subject, err)
+		}
+		return consumer, nil
+	}
+}
+
+// sharedConflict is why the existing consumer cur may not be updated to the source's
+// config, or nil: its filter subject or its deliver policy differ. The filter is what the
+// consumer's sources share; changing it would change what the others receive (the source
+// would get their messages as its own, and its own would reach nobody). The deliver policy
+// cannot be changed on an existing consumer, which the server would refuse less clearly.
+func (s *source) sharedConflict(cur jetstream.ConsumerConfig) error {
+	js := s.cfg.JetStream
+	want := s.consumerConfig()
+	var problems []string
+	if filter := filterSubjects(cur); !slices.Equal(filter, []string{s.cfg.Subject}) {
+		problems = append(problems, fmt.Sprintf("its filter subject is %s, this source's subject is %q", describeFilter(filter), s.cfg.Subject))
+	}
+	if cur.DeliverPolicy != want.DeliverPolicy {
+		problems = append(problems, fmt.Sprintf("its deliver policy is %s, this source's deliverPolicy is %s (a consumer's deliver policy cannot be changed)", cur.DeliverPolicy, want.DeliverPolicy))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("nats.jetStream.consumer: durable consumer %q on stream %q is in use with another config: %s; "+
+		"sources that share a consumer share its messages, so it is left as it is: "+
+		"give this source a consumer of its own, or the same subject and deliverPolicy as the consumer's",
+		js.Consumer, js.Stream, strings.Join(problems, "; "))
+}
+
+// filterSubjects is the filter of a consumer's config, FilterSubject or FilterSubjects.
+func filterSubjects(c jetstream.ConsumerConfig) []string {
+	if c.FilterSubject != "" {
+		return []string{c.FilterSubject}
+	}
+	return c.FilterSubjects
+}
+
+func describeFilter(filter []string) string {
+	if len(filter) == 0 {
+		return "none (every subject of the stream)"
+	}
+	quoted := make([]string, len(filter))
+	for i, f := range filter {
+		quoted[i] = strconv.Quote(f)
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // consumerConfig is the durable consumer the source reads through: pulled, each message
@@ -195,5 +289,62 @@ func giveBack(msgs jetstream.MessagesContext) {
 			return
 		}
 		_ = msg.Nak()
+	}
+}
+
+// subjectMatches reports whether subject is one of pattern's, whose wildcards are NATS's:
+// '*' stands for one token, a last '>' for one or more.
+func subjectMatches(pattern, subject string) bool {
+	pt, st := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, p := range pt {
+		switch {
+		case p == ">" && i == len(pt)-1:
+			return len(st) > i
+		case i >= len(st):
+			return false
+		case p != "*" && p != st[i]:
+			return false
+		}
+	}
+	return len(pt) == len(st)
+}
+
+// keyedLocks are mutexes by name (here stream/consumer), made on demand and dropped when
+// unused.
+type keyedLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyedLock
+}
+
+type keyedLock struct {
+	held  chan struct{} // one slot, full while locked
+	users int           // holding or waiting; guarded by keyedLocks.mu
+}
+
+func newKeyedLocks() *keyedLocks { return &keyedLocks{locks: make(map[string]*keyedLock)} }
+
+// lock waits until it holds key's lock, or ctx ends (an error), and returns its unlock.
+func (k *keyedLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	k.mu.Lock()
+	l := k.locks[key]
+	if l == nil {
+		l = &keyedLock{held: make(chan struct{}, 1)}
+		k.locks[key] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	done := func() {
+		k.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+	select {
+	case l.held <- struct{}{}:
+		return func() { <-l.held; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventgate/eventgate/pkg/sensorsink"
+	"github.com/eventgate/eventgate/pkg/server"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -384,24 +388,399 @@ func TestJetStreamStreamMissing(t *testing.T) {
 	}
 }
 
-// A consumer whose deliver policy the source would change: the server's refusal is given
-// with the consumer and the stream.
-func TestJetStreamConsumerConflict(t *testing.T) {
-	e := startJetStream(t)
-	if _, err := e.js.CreateOrUpdateConsumer(t.Context(), "ORDERS", jetstream.ConsumerConfig{Durable: "taken", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatal(err)
-	}
-	src, err := newGateway().Parse("conflict", e.source("taken", ", deliverPolicy: all"))
+// sourceOn is the config of a JetStream source of subject on ORDERS through consumer,
+// with extra fields of the jetStream block (", ackWait: 1s").
+func (e *jsEnv) sourceOn(subject, consumer, extra string) string {
+	return fmt.Sprintf("url: %s\nsubject: %s\n%s\njetStream: {stream: ORDERS, consumer: %s%s}", e.ns.ClientURL(), subject, fastBackoff, consumer, extra)
+}
+
+// consumerConfig is the config of consumer on ORDERS as the server has it.
+func (e *jsEnv) consumerConfig(t *testing.T, consumer string) jetstream.ConsumerConfig {
+	t.Helper()
+	c, err := e.js.Consumer(t.Context(), "ORDERS", consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	_, err = src.(*source).consumer(ctx, connect(t, e.ns.ClientURL()))
-	if want := `nats.jetStream.consumer: create or update durable consumer "taken" on stream "ORDERS"`; err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("consumer with another deliver policy: %v, want %q", err, want)
+	return c.CachedInfo().Config
+}
+
+// An existing consumer is updated to the source's config only when the source agrees with
+// it on what it delivers (filter subject, deliver policy): other sources may share it, and
+// would lose their messages to this one. How it delivers (ackWait, maxAckPending) follows
+// the source. What the server refuses to change is refused with the consumer and stream.
+func TestJetStreamExistingConsumer(t *testing.T) {
+	e := startJetStream(t)
+	explicit := jetstream.AckExplicitPolicy
+	conflict := `nats.jetStream.consumer: durable consumer "%s" on stream "ORDERS" is in use with another config: `
+	tests := []struct {
+		name     string
+		existing *jetstream.ConsumerConfig // nil: none
+		subject  string
+		extra    string
+		wantErr  string // formatted with the consumer's name
+		check    func(jetstream.ConsumerConfig) error
+	}{
+		{
+			name: "missing: created", subject: "orders.a",
+			check: filtered("orders.a"),
+		},
+		{
+			name:     "same filter: used",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", AckPolicy: explicit}, subject: "orders.a",
+			check: filtered("orders.a"),
+		},
+		{
+			name:     "another filter subject",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", AckPolicy: explicit}, subject: "orders.b",
+			wantErr: conflict + `its filter subject is "orders.a", this source's subject is "orders.b"; sources that share a consumer share its messages, so it is left as it is`,
+			check:   filtered("orders.a"),
+		},
+		{
+			name:     "a wider filter subject",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.>", AckPolicy: explicit}, subject: "orders.a",
+			wantErr: conflict + `its filter subject is "orders.>", this source's subject is "orders.a"`,
+			check:   filtered("orders.>"),
+		},
+		{
+			name:     "no filter subject",
+			existing: &jetstream.ConsumerConfig{AckPolicy: explicit}, subject: "orders.a",
+			wantErr: conflict + `its filter subject is none (every subject of the stream), this source's subject is "orders.a"`,
+			check:   filtered(),
+		},
+		{
+			name:     "several filter subjects",
+			existing: &jetstream.ConsumerConfig{FilterSubjects: []string{"orders.a", "orders.b"}, AckPolicy: explicit}, subject: "orders.a",
+			wantErr: conflict + `its filter subject is "orders.a", "orders.b", this source's subject is "orders.a"`,
+			check:   filtered("orders.a", "orders.b"),
+		},
+		{
+			name:     "the same filter subject in filterSubjects: used",
+			existing: &jetstream.ConsumerConfig{FilterSubjects: []string{"orders.a"}, AckPolicy: explicit}, subject: "orders.a",
+			check: filtered("orders.a"),
+		},
+		{
+			name:     "another deliver policy",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: explicit}, subject: "orders.a",
+			extra:   ", deliverPolicy: all",
+			wantErr: conflict + `its deliver policy is new, this source's deliverPolicy is all (a consumer's deliver policy cannot be changed)`,
+		},
+		{
+			name:     "filter and deliver policy",
+			existing: &jetstream.ConsumerConfig{DeliverPolicy: jetstream.DeliverLastPolicy, AckPolicy: explicit}, subject: "orders.a",
+			extra:   ", deliverPolicy: new",
+			wantErr: conflict + `its filter subject is none (every subject of the stream), this source's subject is "orders.a"; its deliver policy is last, this source's deliverPolicy is new`,
+		},
+		{
+			name:     "the same deliver policy: used",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: explicit}, subject: "orders.a",
+			extra: ", deliverPolicy: new",
+			check: filtered("orders.a"),
+		},
+		{
+			name:     "another ackWait and maxAckPending: updated",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", AckPolicy: explicit, AckWait: 5 * time.Second, MaxAckPending: 10}, subject: "orders.a",
+			extra: ", ackWait: 7s, maxAckPending: 20",
+			check: func(c jetstream.ConsumerConfig) error {
+				if c.AckWait != 7*time.Second || c.MaxAckPending != 20 || c.FilterSubject != "orders.a" {
+					return fmt.Errorf("ackWait %s, maxAckPending %d, filter %q; want 7s, 20, orders.a", c.AckWait, c.MaxAckPending, c.FilterSubject)
+				}
+				return nil
+			},
+		},
+		{
+			name:     "a push consumer",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", AckPolicy: explicit, DeliverSubject: "push.here"}, subject: "orders.a",
+			wantErr: `nats.jetStream.consumer: durable consumer "%s" on stream "ORDERS" is a push consumer`,
+		},
+		{
+			name:     "another ack policy: the server refuses",
+			existing: &jetstream.ConsumerConfig{FilterSubject: "orders.a", AckPolicy: jetstream.AckAllPolicy}, subject: "orders.a",
+			wantErr: `nats.jetStream.consumer: create or update durable consumer "%s" on stream "ORDERS" (filter subject "orders.a")`,
+		},
 	}
-	t.Log(err)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "existing" + strconv.Itoa(i)
+			if tc.existing != nil {
+				cfg := *tc.existing
+				cfg.Durable = name
+				if _, err := e.js.CreateConsumer(t.Context(), "ORDERS", cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := newGateway().Parse("existing", e.sourceOn(tc.subject, name, tc.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			_, err = src.(*source).consumer(ctx, connect(t, e.ns.ClientURL()))
+			switch want := fmt.Sprintf(tc.wantErr, name); {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("consumer: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), want)):
+				t.Fatalf("consumer: %v\nwant an error containing %s", err, want)
+			}
+			if tc.check != nil {
+				if err := tc.check(e.consumerConfig(t, name)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// filtered is a check that a consumer's filter is filter (none when empty).
+func filtered(filter ...string) func(jetstream.ConsumerConfig) error {
+	return func(c jetstream.ConsumerConfig) error {
+		if got := filterSubjects(c); !slices.Equal(got, filter) {
+			return fmt.Errorf("consumer filter %q, want %q", got, filter)
+		}
+		return nil
+	}
+}
+
+// sourceErrors are the errors that the gateway logged for the event source named source.
+func sourceErrors(t testing.TB, logs *testenv.SyncBuffer, source string) []string {
+	t.Helper()
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r struct {
+			EventSource string `json:"eventSource"`
+			Error       string `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r.EventSource == source && r.Error != "" {
+			out = append(out, r.Error)
+		}
+	}
+	return out
+}
+
+// waitSourceError waits until the gateway logged an error containing want for source.
+func waitSourceError(t testing.TB, logs *testenv.SyncBuffer, source, want string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		for _, err := range sourceErrors(t, logs, source) {
+			if strings.Contains(err, want) {
+				return nil
+			}
+		}
+		return fmt.Errorf("source %s logged no error containing %q", source, want)
+	})
+}
+
+// Two sources that name one consumer with different subjects: the second is refused, and
+// does not take the consumer over (which gave it the first one's messages as its own, and
+// the first one none of them). A third source that agrees with the first shares the
+// consumer's messages with it, each message to one of them.
+func TestJetStreamSharedConsumer(t *testing.T) {
+	e := startJetStream(t)
+	logs := &testenv.SyncBuffer{}
+	gw := testenv.StartGateway(t, newGateway(), server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	open := func(name, subject string) *testenv.Stream {
+		return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: name, Data: e.sourceOn(subject, "shared", "")}, 1024)
+	}
+	a := open("a", "orders.a")
+	e.waitConsumer(t, "shared", func(c *jetstream.ConsumerInfo) error { return filtered("orders.a")(c.Config) })
+	b := open("b", "orders.b")
+	c := open("c", "orders.a")
+	waitSourceError(t, logs, "b", `durable consumer "shared" on stream "ORDERS" is in use with another config: its filter subject is "orders.a", this source's subject is "orders.b"`)
+	e.waitConsumer(t, "shared", func(info *jetstream.ConsumerInfo) error {
+		if info.NumWaiting < 2 { // a's and c's pull requests
+			return fmt.Errorf("%d pull requests waiting, want a's and c's", info.NumWaiting)
+		}
+		return nil
+	})
+
+	for i := range 10 {
+		for _, subject := range []string{"orders.a", "orders.b"} {
+			if _, err := e.js.Publish(t.Context(), subject, []byte(subject+"-"+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// orders.a's are the odd sequences 1-19: every one of them once, to a or c.
+	got := map[uint64]string{}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 10 && time.Now().Before(deadline) {
+		for name, s := range map[string]*testenv.Stream{"a": a, "c": c} {
+			ev, err := s.TryNext(10 * time.Millisecond)
+			if err != nil {
+				continue
+			}
+			r := testenv.DecodeJSON[received](t, ev)
+			seq := r.JetStream.Sequence
+			if r.Subject != "orders.a" || seq%2 != 1 {
+				t.Fatalf("source %s got %s (stream sequence %d)", name, r.Subject, seq)
+			}
+			if prev, dup := got[seq]; dup {
+				t.Fatalf("stream sequence %d to %s and to %s", seq, prev, name)
+			}
+			got[seq] = name
+		}
+	}
+	if len(got) != 10 {
+		t.Fatalf("a and c got %d of orders.a's 10 messages: %v", len(got), got)
+	}
+	e.waitConsumer(t, "shared", acked(19, 0))
+	if ev := b.Queued(); ev != nil {
+		t.Errorf("source b got an event: %s", ev.GetPayload())
+	}
+	if err := filtered("orders.a")(e.consumerConfig(t, "shared")); err != nil {
+		t.Error(err)
+	}
+}
+
+// Sources of one gateway that start together on a new consumer, with two subjects: the
+// consumer gets the subject of one of them, every source with that subject uses it and
+// every other is refused, whatever the order in which they got to the server.
+func TestJetStreamSharedConsumerSourcesStartTogether(t *testing.T) {
+	e := startJetStream(t)
+	gw := newGateway()
+	const n = 16
+	errs := make([]error, n)
+	subjects := make([]string, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		subjects[i] = []string{"orders.a", "orders.b"}[i%2]
+		src, err := gw.Parse("s"+strconv.Itoa(i), e.sourceOn(subjects[i], "together", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc := connect(t, e.ns.ClientURL())
+		wg.Go(func() {
+			<-start
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			_, errs[i] = src.(*source).consumer(ctx, nc)
+		})
+	}
+	close(start)
+	wg.Wait()
+	filter := filterSubjects(e.consumerConfig(t, "together"))
+	if len(filter) != 1 {
+		t.Fatalf("consumer filter %q", filter)
+	}
+	for i, err := range errs {
+		switch {
+		case subjects[i] == filter[0] && err != nil:
+			t.Errorf("source %d (%s, the consumer's subject): %v", i, subjects[i], err)
+		case subjects[i] != filter[0] && (err == nil || !strings.Contains(err.Error(), "is in use with another config")):
+			t.Errorf("source %d (%s, the consumer's is %s): %v, want it refused", i, subjects[i], filter[0], err)
+		}
+	}
+}
+
+// Another client changes the filter subject of the consumer a source is reading through:
+// the messages it now gets are not the source's, and are given back rather than sent as
+// its events; the source then refuses the consumer as it is, and a source of the new
+// subject gets them.
+func TestJetStreamFilterChangedUnderTheSource(t *testing.T) {
+	e := startJetStream(t)
+	logs := &testenv.SyncBuffer{}
+	gw := testenv.StartGateway(t, newGateway(), server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	s := testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "a", Data: e.sourceOn("orders.a", "changed", "")}, 1024)
+	if _, err := e.js.Publish(t.Context(), "orders.a", []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if r := next(t, s, 10*time.Second); r.Subject != "orders.a" {
+		t.Fatalf("event on %s", r.Subject)
+	}
+	e.waitConsumer(t, "changed", acked(1, 0))
+
+	cfg := e.consumerConfig(t, "changed")
+	cfg.FilterSubject = "orders.b"
+	if _, err := e.js.UpdateConsumer(t.Context(), "ORDERS", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.Publish(t.Context(), "orders.b", []byte("not mine")); err != nil {
+		t.Fatal(err)
+	}
+	waitSourceError(t, logs, "a", `durable consumer "changed" on stream "ORDERS" delivered a message on "orders.b", outside this source's subject "orders.a"`)
+	waitSourceError(t, logs, "a", `its filter subject is "orders.b", this source's subject is "orders.a"`)
+	if ev := s.Queued(); ev != nil {
+		t.Errorf("source a got an event: %s", ev.GetPayload())
+	}
+	if c := e.consumerConfig(t, "changed"); c.AckWait != defaultAckWait {
+		t.Fatalf("ackWait %s", c.AckWait)
+	}
+	// Given back, not acknowledged: a source with the new subject gets it at once, long
+	// before ackWait.
+	b := testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "b", Data: e.sourceOn("orders.b", "changed", "")}, 1024)
+	if r := next(t, b, 10*time.Second); r.Subject != "orders.b" || r.JetStream.Sequence != 2 || r.JetStream.NumDelivered < 2 {
+		t.Fatalf("source b got %s, jetStream %+v; want orders.b's message, delivered before", r.Subject, r.JetStream)
+	}
+}
+
+func TestSubjectMatches(t *testing.T) {
+	tests := []struct {
+		pattern, subject string
+		want             bool
+	}{
+		{"orders.a", "orders.a", true},
+		{"orders.a", "orders.b", false},
+		{"orders.a", "orders.a.x", false},
+		{"orders.a.x", "orders.a", false},
+		{"orders.*", "orders.a", true},
+		{"orders.*", "orders", false},
+		{"orders.*", "orders.a.x", false},
+		{"*.a", "orders.a", true},
+		{"orders.>", "orders.a", true},
+		{"orders.>", "orders.a.x", true},
+		{"orders.>", "orders", false},
+		{">", "orders", true},
+		{"orders.*.x", "orders.a.x", true},
+		{"orders.*.x", "orders.a.y", false},
+	}
+	for _, tc := range tests {
+		if got := subjectMatches(tc.pattern, tc.subject); got != tc.want {
+			t.Errorf("subjectMatches(%q, %q) = %v, want %v", tc.pattern, tc.subject, got, tc.want)
+		}
+	}
+}
+
+// The consumer locks: one holder per key, others wait (or give up with their context), and
+// a key's lock is dropped once nobody holds or waits for it.
+func TestKeyedLocks(t *testing.T) {
+	k := newKeyedLocks()
+	unlock, err := k.lock(t.Context(), "ORDERS/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := k.lock(t.Context(), "ORDERS/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := k.lock(ctx, "ORDERS/c"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second lock of a held key: %v, want it to wait until its context ends", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		again, err := k.lock(t.Context(), "ORDERS/c")
+		if err == nil {
+			again()
+		}
+		got <- err
+	}()
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	other()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.locks) != 0 {
+		t.Errorf("%d locks left, want none", len(k.locks))
+	}
 }
 
 // The issue's complaint, on JetStream: the real gateway-client is killed (SIGKILL) in the

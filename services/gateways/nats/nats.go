@@ -41,10 +41,13 @@ type gateway struct {
 	subscribed func(*nats.Subscription)
 	// secrets resolves the sources' secret references.
 	secrets secret.Store
+	// consumerLocks serialize the look-up and update of a JetStream consumer by the sources
+	// that share it (see source.consumer); shared by every copy of the gateway.
+	consumerLocks *keyedLocks
 }
 
 func newGateway() gateway {
-	return gateway{pendingMsgs: defaultPendingMsgs, pendingBytes: defaultPendingBytes}
+	return gateway{pendingMsgs: defaultPendingMsgs, pendingBytes: defaultPendingBytes, consumerLocks: newKeyedLocks()}
 }
 
 func (g gateway) Type() string { return gatewayType }
