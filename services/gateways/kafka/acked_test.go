@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -347,4 +348,190 @@ func (f firstRecords) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		}
 	}
 	return nil
+}
+
+// A group without oldest starts a partition it never committed at the newest record. The
+// records handed over from there and not acknowledged must come again like any others:
+// the claim's start is committed before them, so that nothing resumes at the newest record
+// again, past them.
+
+// newestGroupSource consumes topic in group from the newest record (oldest: false).
+func newestGroupSource(b *broker, topic, group string) *gateways.EventSource {
+	return &gateways.EventSource{Name: topic, Data: fmt.Sprintf("url: %s\ntopic: %s\nconsumerGroup: {groupName: %s}", b.addr(), topic, group)}
+}
+
+// handOver waits until a source that starts at the newest record consumes the partitions
+// of topic, producing a probe to each until one of each came through, then produces values
+// to each and reads up to the last of them. It returns, per partition, every record handed
+// over, in order: the probes, then the values.
+func handOver(t testing.TB, b *broker, s *testenv.AckedStream, topic string, partitions int32, values ...string) map[int32][]ackedRecord {
+	t.Helper()
+	handed := map[int32][]ackedRecord{}
+	testenv.Eventually(t, 30*time.Second, 0, func() error {
+		for p := range partitions {
+			if len(handed[p]) == 0 {
+				b.produceTo(topic, p, probe)
+			}
+		}
+		for {
+			ev, err := s.TryNext(500 * time.Millisecond)
+			if err != nil {
+				break
+			}
+			r := ackedRecord{seq: ev.GetSeq(), received: decode(t, ev)}
+			handed[r.Partition] = append(handed[r.Partition], r)
+		}
+		if n := int32(len(handed)); n < partitions {
+			return fmt.Errorf("records of %d of the %d partitions came through", n, partitions)
+		}
+		return nil
+	})
+	last := values[len(values)-1]
+	for p := range partitions {
+		b.produceTo(topic, p, values...)
+	}
+	for p := range partitions {
+		for len(handed[p]) == 0 || handed[p][len(handed[p])-1].text(t) != last {
+			r := readAcked(t, s, 1)[0]
+			handed[r.Partition] = append(handed[r.Partition], r)
+		}
+	}
+	return handed
+}
+
+// expectAgain reads the records that come next and fails unless they are those handed over
+// (of one partition of topic), again, in order. They may come after records older than the
+// first of them: a claim that starts at the newest record commits a start that can come
+// before it, never after. Nothing is produced while they are awaited, so that nothing newer
+// can come first; if none came, a witness is, to show where the group resumed.
+func expectAgain(t testing.TB, b *broker, s *testenv.AckedStream, topic string, handed []ackedRecord) {
+	t.Helper()
+	first, last := handed[0], handed[len(handed)-1]
+	ev, err := s.TryNext(30 * time.Second)
+	if errors.Is(err, testenv.ErrNoEvent) {
+		b.produceTo(topic, first.Partition, "witness")
+		ev, err = s.TryNext(30 * time.Second)
+	}
+	if err != nil {
+		t.Fatalf("the %d records handed over and not acknowledged (offsets %d to %d) did not come again: %v",
+			len(handed), first.Offset, last.Offset, err)
+	}
+	got := []ackedRecord{{seq: ev.GetSeq(), received: decode(t, ev)}}
+	if got[0].Offset > first.Offset {
+		t.Fatalf("the group resumed at offset %d (%q), past the records handed over and not acknowledged from offset %d (%q)",
+			got[0].Offset, got[0].text(t), first.Offset, first.text(t))
+	}
+	for got[len(got)-1].Offset < last.Offset {
+		got = append(got, readAcked(t, s, 1)...)
+	}
+	for i, r := range got {
+		if want := got[0].Offset + int64(i); r.Offset != want || r.Partition != first.Partition {
+			t.Fatalf("event %d after the rewind is %d@%d, want %d@%d", i, r.Partition, r.Offset, first.Partition, want)
+		}
+	}
+	again := got[len(got)-len(handed):]
+	for i, r := range handed {
+		if again[i].text(t) != r.text(t) {
+			t.Fatalf("offset %d came again as %q, was %q", r.Offset, again[i].text(t), r.text(t))
+		}
+	}
+}
+
+func TestNewGroupRetriedRecordComesAgainBeforeAnyCommit(t *testing.T) {
+	b := startBroker(t, map[string]int32{"fresh": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	s := testenv.OpenAckedStream(t, gw.Client, newestGroupSource(b, "fresh", "fresh"), 50)
+	handed := handOver(t, b, s, "fresh", 1, testenv.Numbered("record", 0, 3)...)[0]
+
+	// Nothing acknowledged, so nothing settled to commit: the first record is to be retried.
+	s.Ack(t, gateways.Ack_OUTCOME_RETRY, handed[0].seq)
+	expectAgain(t, b, s, "fresh", handed)
+	if got := b.committed("fresh", "fresh"); got < 0 || got > handed[0].Offset {
+		t.Fatalf("committed offset %d, want the claim's start, at most %d", got, handed[0].Offset)
+	}
+}
+
+func TestNewGroupRecordsOfADeadCallComeAgainOnTheNextCall(t *testing.T) {
+	b := startBroker(t, map[string]int32{"restarted": 1})
+	gw := testenv.StartGateway(t, gateway{})
+	es := newestGroupSource(b, "restarted", "restarted")
+	s := testenv.OpenAckedStream(t, gw.Client, es, 50)
+	handed := handOver(t, b, s, "restarted", 1, testenv.Numbered("record", 0, 3)...)[0]
+	// The client restarts before its sensor acknowledged anything: the call ends with every
+	// record handed over unacknowledged (Lost).
+	s.Close()
+
+	expectAgain(t, b, testenv.OpenAckedStream(t, gw.Client, es, 50), "restarted", handed)
+}
+
+// The start is committed when the claim begins, not only when its session ends: a gateway
+// killed before anything was acknowledged leaves it behind.
+func TestNewGroupStartSurvivesAKilledGateway(t *testing.T) {
+	b := startBroker(t, map[string]int32{"killed-new": 1})
+	es := newestGroupSource(b, "killed-new", "killed-new")
+	gw, proc := startGatewayProcess(t)
+	handed := handOver(t, b, testenv.OpenAckedStream(t, gw.Client, es, 50), "killed-new", 1, testenv.Numbered("record", 0, 3)...)[0]
+	proc.Kill()
+	if got := b.committed("killed-new", "killed-new"); got < 0 || got > handed[0].Offset {
+		t.Fatalf("committed offset %d once the gateway was killed, want the claim's start, at most %d", got, handed[0].Offset)
+	}
+
+	gw, _ = startGatewayProcess(t)
+	expectAgain(t, b, testenv.OpenAckedStream(t, gw.Client, es, 50), "killed-new", handed)
+}
+
+// A member joining takes a partition away before anything of it was acknowledged: the new
+// owner starts at the first record handed over, not at the newest.
+func TestNewGroupRebalanceHandsOnTheClaimsStart(t *testing.T) {
+	b := startBroker(t, map[string]int32{"shared-new": 2})
+	gw := testenv.StartGateway(t, gateway{})
+	s := testenv.OpenAckedStream(t, gw.Client, newestGroupSource(b, "shared-new", "shared-new"), 50)
+	handed := handOver(t, b, s, "shared-new", 2, testenv.Numbered("record", 0, 3)...)
+
+	// The second member starts from the newest record too, where the group committed none.
+	cfg, err := (&Config{ConsumerGroup: &ConsumerGroup{GroupName: "shared-new"}}).saramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := sarama.NewConsumerGroup([]string{b.addr()}, "shared-new", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan *sarama.ConsumerMessage, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = member.Consume(ctx, []string{"shared-new"}, firstRecords(first))
+		}
+	}()
+	go func() {
+		for range member.Errors() {
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		member.Close()
+	})
+	// Nothing is produced while its first record is awaited, so that nothing newer can come
+	// first; if none came, a witness to each partition is, to show where it started.
+	var m *sarama.ConsumerMessage
+	select {
+	case m = <-first:
+	case <-time.After(30 * time.Second):
+		for p := range int32(2) {
+			b.produceTo("shared-new", p, "witness")
+		}
+		select {
+		case m = <-first:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the joining member got no partition within a minute")
+		}
+	}
+	if h := handed[m.Partition][0]; m.Offset > h.Offset {
+		t.Fatalf("new owner of partition %d starts at offset %d (%q), past the records handed over and not acknowledged from offset %d (%q)",
+			m.Partition, m.Offset, m.Value, h.Offset, h.text(t))
+	}
 }

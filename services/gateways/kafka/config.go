@@ -191,6 +191,9 @@ func (c *Config) saramaConfig() (*sarama.Config, error) {
 		}
 	}
 	if g := c.ConsumerGroup; g != nil {
+		// Where a partition the group has not committed yet starts. From the newest offset,
+		// the claim commits where it started before handing anything over (see
+		// groupHandler.ConsumeClaim), so a retry or the next call resumes from there.
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 		if g.Oldest {
 			sc.Consumer.Offsets.Initial = sarama.OffsetOldest

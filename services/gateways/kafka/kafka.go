@@ -183,7 +183,10 @@ const errorLogPeriod = 10 * time.Second
 // session ends: a crash of the client or of the gateway never commits a record that was
 // not acknowledged, so it comes again, with at most the last second's acknowledged ones
 // (at-least-once). A record to be retried (or lost with its call) ends the session, and the
-// group consumes again from the committed offsets, so it comes again on the same call.
+// group consumes again from the committed offsets, so it comes again on the same call. A
+// partition the group has no committed offset for yet has the offset its claim starts at
+// committed before any of its records is handed over (see ConsumeClaim), so that too is
+// where it is consumed again from, not the newest offset of the moment.
 // sarama rides out a short broker loss by itself; a longer one ends the group session,
 // and Reconnect starts a new one.
 func (s *source) groupSession(emit server.Emit) server.Session {
@@ -218,7 +221,7 @@ func (s *source) groupSession(emit server.Emit) server.Session {
 		}()
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		h := &groupHandler{source: s, emit: emit, connected: connected, cancel: cancel}
+		h := &groupHandler{source: s, client: client, emit: emit, connected: connected, cancel: cancel}
 		for {
 			// One round per group session: a record to be retried ends its round only.
 			round, endRound := context.WithCancel(ctx)
@@ -250,6 +253,7 @@ func (s *source) groupSession(emit server.Emit) server.Session {
 // concurrently.
 type groupHandler struct {
 	source    *source
+	client    sarama.Client
 	emit      server.Emit
 	connected func()
 	cancel    context.CancelFunc
@@ -259,6 +263,7 @@ type groupHandler struct {
 	round    int                // counts the sessions
 	endRound context.CancelFunc // ends the current session
 	again    *comeAgain         // why the current session was ended, if by a fate
+	starts   map[int32]int64    // the current session's starting offsets (see newestOffsets)
 }
 
 // comeAgain is the first record of a session whose fate was Retry or Lost.
@@ -269,6 +274,13 @@ type comeAgain struct {
 }
 
 func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
+	starts, err := h.newestOffsets(sess)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.starts = starts
+	h.mu.Unlock()
 	h.connected()
 	server.LoggerFrom(sess.Context()).Info("consuming as a group member",
 		"group", h.source.cfg.ConsumerGroup.GroupName, "claims", sess.Claims(), "generation", sess.GenerationID())
@@ -277,12 +289,58 @@ func (h *groupHandler) Setup(sess sarama.ConsumerGroupSession) error {
 
 func (h *groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
+// newestOffsets is, with oldest: false, the newest offset of each partition of the session,
+// looked up before its claims begin: a claim with no committed offset to resume from starts
+// at the partition's newest offset when it begins, that is at this one or after it, with
+// nothing handed over in between. (sarama keeps the offset it resolved to itself: the
+// claim's InitialOffset is then OffsetNewest.) With oldest: true there is nothing to look
+// up: such a claim starts at the oldest offset, and so does the next one.
+func (h *groupHandler) newestOffsets(sess sarama.ConsumerGroupSession) (map[int32]int64, error) {
+	if h.source.cfg.ConsumerGroup.Oldest {
+		return nil, nil
+	}
+	topic := h.source.cfg.Topic
+	partitions := sess.Claims()[topic]
+	starts := make(map[int32]int64, len(partitions))
+	for _, p := range partitions {
+		offset, err := h.client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			return nil, fmt.Errorf("newest offset of %s/%d: %w", topic, p, err)
+		}
+		starts[p] = offset
+	}
+	return starts, nil
+}
+
+// startOf is partition's offset as newestOffsets looked it up for the session: a claim of it
+// that starts at the newest offset starts there or after. false: none was looked up.
+func (h *groupHandler) startOf(partition int32) (int64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	offset, ok := h.starts[partition]
+	return offset, ok
+}
+
 // ConsumeClaim hands the partition's records over in order and has the acknowledged
 // prefix marked as acks come (a goroutine of the claim marks, so that a fate never waits
 // for sarama). Records are tracked from hand-off until they are in that prefix, at most
 // maxTracked of them.
 func (h *groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	ctx := sess.Context()
+	if claim.InitialOffset() == sarama.OffsetNewest {
+		// The group has no committed offset for the partition (none yet, or one the broker no
+		// longer has), and sarama started the claim at the newest offset, a position that
+		// would die with the session: the next one, after a record to be retried or a call
+		// that ended, would start at the newest offset again, past the records this one
+		// handed over and never saw settled. So their start is committed before the first of
+		// them goes: the offset looked up before the claim began, which may come before it
+		// but never after. Commit waits for the broker; should it fail, the offset stays
+		// marked, for the next commit (every second, and when the session ends).
+		if start, ok := h.startOf(claim.Partition()); ok {
+			sess.MarkOffset(claim.Topic(), claim.Partition(), start, "")
+			sess.Commit()
+		}
+	}
 	rewind := h.rewinder()
 	acks := newPartitionAcks()
 	stop, marked := make(chan struct{}), make(chan struct{})
