@@ -107,6 +107,17 @@ func run(t *testing.T, cfg settings, name string, setup func(t *testing.T, l *le
 		defer close(loaded)
 		load(loadCtx, sendCtx, cfg.rate, l, sys)
 	}()
+	// A test that stops early (a fault that could not be undone) stops the load before the
+	// system's cleanups close what it sends through: a send on a closed producer panics,
+	// which would end the whole run without the test's own message.
+	t.Cleanup(func() {
+		stopLoad()
+		stopSending()
+		select {
+		case <-loaded:
+		case <-time.After(drainWithin):
+		}
+	})
 
 	schedule := make([]string, 0, cfg.rounds*len(faultKinds))
 	for range cfg.rounds {
