@@ -23,6 +23,13 @@ const (
 	// annotationSpecHash is the hash of the child as the controller last wanted it: a
 	// changed Gateway gives a new hash, and the child is rewritten.
 	annotationSpecHash = "gateways.argoproj.io/spec-hash"
+	// annotationGatewaySpec, on the pod template, is the hash of what the gateway-client
+	// reads of its Gateway when it starts (the sensors and their delivery policy,
+	// eventProtocol, type) and does not watch afterwards: an edit of it rolls the pod, whose
+	// client then starts with the new spec. The pod template and the Service are left out:
+	// they reach the Deployment and the Service themselves, and a Service edit needs no new
+	// pod.
+	annotationGatewaySpec = "gateways.argoproj.io/gateway-spec-hash"
 )
 
 // gatewayEnv is what every container of a gateway pod gets: v0.10's variables, and the bind
@@ -92,6 +99,12 @@ func desiredDeployment(gw *gateway, instanceID, controllerName string) *appsv1.D
 	tmpl.Name = ""
 	tmpl.Namespace = ""
 	tmpl.Labels = childLabels(gw.Gateway, instanceID, tmpl.Labels)
+	read := gw.Spec.DeepCopy()
+	read.Template, read.Service = nil, nil
+	if tmpl.Annotations == nil {
+		tmpl.Annotations = map[string]string{}
+	}
+	tmpl.Annotations[annotationGatewaySpec] = hashOf(read)
 	env := gatewayEnv(gw.Gateway, instanceID, controllerName)
 	for i := range tmpl.Spec.InitContainers {
 		tmpl.Spec.InitContainers[i].Env = withEnv(tmpl.Spec.InitContainers[i].Env, env)

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
@@ -73,6 +74,25 @@ func TestDesiredDeployment(t *testing.T) {
 		changed.template.Spec.Containers[0].Image = "eventgate/gateway-client:v2"
 		if desiredDeployment(changed, "team-a", "ctl").Annotations[annotationSpecHash] == d.Annotations[annotationSpecHash] {
 			t.Error("a changed image kept the hash")
+		}
+	})
+	t.Run("the pod rolls for what the client reads of the Gateway", func(t *testing.T) {
+		pod := func(gw *gateway) string {
+			return desiredDeployment(gw, "team-a", "ctl").Spec.Template.Annotations[annotationGatewaySpec]
+		}
+		base := pod(testGateway())
+		if base == "" || base != pod(testGateway()) {
+			t.Fatalf("gateway spec hash %q, want the same non-empty hash for the same Gateway", base)
+		}
+		sensors := testGateway()
+		sensors.Spec.Watchers = &v1alpha1.NotificationWatchers{Sensors: []v1alpha1.SensorNotificationWatcher{{Name: "another-sensor"}}}
+		if pod(sensors) == base {
+			t.Error("a changed sensor list kept the pod's hash: the running client would never deliver to it")
+		}
+		svc := testGateway()
+		svc.Spec.Service = &runtime.RawExtension{Raw: []byte(`{"spec":{"ports":[{"port":12000}]}}`)}
+		if pod(svc) != base {
+			t.Error("a Service edit changed the pod's hash: it needs no new pod")
 		}
 	})
 	t.Run("pod name defaults to the Gateway's", func(t *testing.T) {

@@ -143,6 +143,16 @@ func TestChildrenFollowTheGateway(t *testing.T) {
 			t.Error("the spec hash did not change")
 		}
 	})
+	t.Run("a sensor edit rolls the pod, whose client reads the Gateway once", func(t *testing.T) {
+		before := k.waitDeployment(t, "webhook-gateway-http", nil)
+		k.patch(t, "webhook-gateway", `{"spec":{"watchers":{"sensors":[{"name":"another-sensor"}]}}}`)
+		k.waitDeployment(t, "webhook-gateway-http", func(d *appsv1.Deployment) error {
+			if d.Spec.Template.Annotations[annotationGatewaySpec] == before.Spec.Template.Annotations[annotationGatewaySpec] {
+				return fmt.Errorf("pod template annotation %s still %q", annotationGatewaySpec, before.Spec.Template.Annotations[annotationGatewaySpec])
+			}
+			return nil
+		})
+	})
 	t.Run("hand edit is restored", func(t *testing.T) {
 		d := k.waitDeployment(t, "webhook-gateway-http", nil)
 		d.Spec.Template.Spec.Containers[1].Image = "attacker/webhook"
