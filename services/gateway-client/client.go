@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,12 +114,23 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	sup := supervisor.NewServers(servers, plain, opts)
 	reg.MustRegister(statusCollector{sup})
 
+	// The address is taken before any source starts: a client whose /healthz cannot be
+	// served would be restarted by its liveness probe again and again, and one without
+	// /metrics and /status runs unseen.
+	var obsLis net.Listener
+	if cfg.observe != "" {
+		if obsLis, err = net.Listen("tcp", cfg.observe); err != nil {
+			d.Close(0)
+			closeConns()
+			return nil, fmt.Errorf("--metrics-address: %w", err)
+		}
+	}
 	obsCtx, stopObs := context.WithCancel(ctx)
 	obsDone := make(chan struct{})
 	go func() {
 		defer close(obsDone)
-		if cfg.observe != "" {
-			serveObservability(obsCtx, cfg.observe, reg, sup, d, log)
+		if obsLis != nil {
+			serveObservability(obsCtx, obsLis, reg, sup, d, log)
 		}
 	}()
 	c := &client{sup: sup, servers: names, sensors: len(tgts)}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,6 +116,11 @@ func parseFlags(args []string, getenv func(string) string) (clientConfig, error)
 	if cfg.batchSize <= 0 {
 		problems = append(problems, fmt.Errorf("--batch-size must be positive, got %d", cfg.batchSize))
 	}
+	if cfg.observe != "" {
+		if _, port, err := net.SplitHostPort(cfg.observe); err != nil || !validPort(port) {
+			problems = append(problems, fmt.Errorf("--metrics-address must be HOST:PORT (e.g. 127.0.0.1:9301, or :9301 for every interface), got %q", cfg.observe))
+		}
+	}
 	if cfg.serverTLS.cert != "" && cfg.serverTLS.key == "" {
 		problems = append(problems, errors.New("--server-tls-key is required with --server-tls-cert"))
 	}
@@ -192,3 +198,9 @@ const maxAckLinger = 100 * time.Millisecond
 
 // maxAckWindow is the largest window the gateway servers grant.
 const maxAckWindow = 10000
+
+// validPort reports whether p is a TCP port number (0 lets the system choose).
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}

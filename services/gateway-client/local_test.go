@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +151,10 @@ func TestFlagsNameWhatIsMissing(t *testing.T) {
 		{"sensor", []string{"--gateway", "g", "--event-sources", "e", "--sensor", "ftp://x"}, nil, `invalid value "ftp://x" for flag -sensor: "ftp://x" is not an http(s) URL`},
 		{"server", []string{"--gateway-name", "n", "--server", "calendar=localhost"}, nil, `invalid value "calendar=localhost" for flag -server: "calendar=localhost": want [TYPE=]HOST:PORT`},
 		{"server type", []string{"--gateway-name", "n", "--server", "=localhost:1"}, nil, `invalid value "=localhost:1" for flag -server: "=localhost:1": empty TYPE before '='`},
+		{"metrics address without a port", []string{"--gateway-name", "n", "--metrics-address", "9301"}, nil,
+			`--metrics-address must be HOST:PORT (e.g. 127.0.0.1:9301, or :9301 for every interface), got "9301"`},
+		{"metrics address with a bad port", []string{"--gateway-name", "n", "--metrics-address", "127.0.0.1:http"}, nil,
+			`--metrics-address must be HOST:PORT (e.g. 127.0.0.1:9301, or :9301 for every interface), got "127.0.0.1:http"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, func(k string) string { return tc.env[k] })
@@ -271,4 +277,35 @@ func startLocal(t *testing.T, args ...string) {
 			t.Errorf("runLocal: %v", err)
 		}
 	})
+}
+
+// A --metrics-address another process holds stops the client at start, with the flag
+// named: running on without /healthz would have the liveness probe restart it for ever.
+func TestMetricsAddressInUseStopsTheStart(t *testing.T) {
+	gw := testenv.StartGateway(t, everyGateway{})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { taken.Close() })
+	dir := t.TempDir()
+	gwFile, cmFile := filepath.Join(dir, "gateway.yaml"), filepath.Join(dir, "event-sources.yaml")
+	if err := os.WriteFile(gwFile, []byte(gatewayManifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSources(t, cmFile, map[string]string{"a": "every: 5ms"})
+	cfg, err := parseFlags([]string{"--gateway", gwFile, "--event-sources", cmFile, "--server", gw.Addr,
+		"--sensor", "every-sensor=http://127.0.0.1:1/", "--metrics-address", taken.Addr().String()}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = runLocal(ctx, cfg, testenv.Logger(t))
+	if err == nil || !strings.Contains(err.Error(), "--metrics-address") || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("runLocal = %v, want the taken --metrics-address named", err)
+	}
+	if ctx.Err() != nil {
+		t.Error("runLocal ran until the deadline instead of stopping at start")
+	}
 }
