@@ -40,6 +40,10 @@ func startClient(ctx context.Context, cfg clientConfig, gw *v1alpha1.Gateway, lo
 	if err != nil {
 		return nil, err
 	}
+	if stray, watchers := strayNames(gw, cfg.sensors); len(stray) > 0 && len(watchers) > 0 {
+		log.Warn("--sensor names no watcher of the Gateway: each is an extra sensor, and a watcher a misspelt name meant is reached at its in-cluster address",
+			"names", stray, "watchers", watchers)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -390,3 +390,21 @@ func TestWebhookRequestOfARefusedEventIsAnswered(t *testing.T) {
 		})
 	}
 }
+
+func TestStrayNames(t *testing.T) {
+	gw := &v1alpha1.Gateway{Spec: v1alpha1.GatewaySpec{Watchers: &v1alpha1.NotificationWatchers{
+		Sensors: []v1alpha1.SensorNotificationWatcher{{Name: "every-sensor"}, {Name: "audit"}}}}}
+	var urls sensorURLs = map[string]string{}
+	for _, f := range []string{"every-sensr=http://127.0.0.1:9300/", "audit=http://127.0.0.1:9301/", "http://127.0.0.1:9302/", "zz-extra=http://127.0.0.1:9303/"} {
+		if err := urls.Set(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stray, watchers := strayNames(gw, urls)
+	if !slices.Equal(stray, []string{"every-sensr", "zz-extra"}) {
+		t.Errorf("stray names %v, want the misspelt and the extra named one, not the watcher's nor the bare URL's", stray)
+	}
+	if !slices.Equal(watchers, []string{"every-sensor", "audit"}) {
+		t.Errorf("watchers %v", watchers)
+	}
+}

@@ -107,3 +107,38 @@ func unknownSensors(delivery deliveryFlags, tgts []dispatch.Target) error {
 	}
 	return nil
 }
+
+// strayNames are the names of --sensor NAME=URL flags that match no watcher sensor of gw,
+// sorted. Each is delivered to as an extra sensor, which may be meant; but a misspelt name
+// also leaves the watcher it meant at its in-cluster address, where nothing may answer:
+// the client says so at start. A bare URL's own name (sensor-N) is not one.
+func strayNames(gw *v1alpha1.Gateway, urls sensorURLs) (stray, watchers []string) {
+	known := map[string]bool{}
+	if w := gw.Spec.Watchers; w != nil {
+		for _, s := range w.Sensors {
+			known[s.Name] = true
+			watchers = append(watchers, s.Name)
+		}
+	}
+	for name := range urls {
+		if !known[name] && !isPositionalName(name) {
+			stray = append(stray, name)
+		}
+	}
+	sort.Strings(stray)
+	return stray, watchers
+}
+
+// isPositionalName reports whether name is one sensorURLs.Set makes up for a bare URL.
+func isPositionalName(name string) bool {
+	n, ok := strings.CutPrefix(name, "sensor-")
+	if !ok || n == "" {
+		return false
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
