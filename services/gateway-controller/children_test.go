@@ -145,6 +145,39 @@ func TestValidateNeedsAPod(t *testing.T) {
 	}
 }
 
+// A name Kubernetes refuses on a child (a dotted name for the default Service name, one
+// longer than a label value) makes the Gateway invalid as written, rather than a child
+// apply that fails and is retried for as long as the Gateway exists.
+func TestValidateTheNameTheChildrenCarry(t *testing.T) {
+	withService := func(name, serviceName string) *gateway {
+		gw := testGateway()
+		gw.Name = name
+		gw.service = &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: serviceName}}
+		return gw
+	}
+	long := strings.Repeat("g", 64)
+	for _, tc := range []struct {
+		name string
+		gw   *gateway
+		want string // "" for valid
+	}{
+		{"plain", withService("webhook-gateway", ""), ""},
+		{"dotted, Service named after it", withService("hooks.prod", ""), `metadata.name: the Service would be named "hooks.prod-svc" after it`},
+		{"dotted, Service named", withService("hooks.prod", "hooks"), ""},
+		{"longer than a label value", withService(long, "hooks"), `metadata.name: "` + long + `" cannot be the gateway-name label`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := validate(tc.gw)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("validate: %v, want valid", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestSettings(t *testing.T) {
 	for _, tc := range []struct {
 		s    settings

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
@@ -68,11 +69,25 @@ func (c *controller) reconcile(ctx context.Context, key string) error {
 	return c.setStatus(ctx, u, v1alpha1.NodePhasePending, fmt.Sprintf("waiting for Deployment %s to become available", deploy.Name), "")
 }
 
-// validate adds to the API's own checks what only a controller needs: a pod to run.
+// validate adds to the API's own checks what only a controller needs: a pod to run, and a
+// name its children can carry.
 func validate(gw *gateway) error {
 	var problems []string
 	if err := gw.Validate(); err != nil {
 		problems = append(problems, err.Error())
+	}
+	// The name is the gateway-name label of the Deployment, its pods and the Service, and
+	// names the Service unless spec.service names it. A name Kubernetes refuses there would
+	// fail every apply of the child: the Gateway is refused as written instead, not
+	// retried until it changes.
+	if errs := validation.IsValidLabelValue(gw.Name); len(errs) > 0 {
+		problems = append(problems, fmt.Sprintf("metadata.name: %q cannot be the %s label of the gateway's pods: %s", gw.Name, labelGatewayName, strings.Join(errs, "; ")))
+	}
+	if gw.service != nil && gw.service.Name == "" {
+		if errs := validation.IsDNS1035Label(gw.Name + "-svc"); len(errs) > 0 {
+			problems = append(problems, fmt.Sprintf("metadata.name: the Service would be named %q after it (spec.service.metadata.name is empty), which Kubernetes refuses: %s; name the Service or the Gateway otherwise",
+				gw.Name+"-svc", strings.Join(errs, "; ")))
+		}
 	}
 	containers := gw.template.Spec.Containers
 	if len(containers) == 0 {
