@@ -288,32 +288,7 @@ func TestRebalanceCommitsNoMoreThanTheAcknowledgedPrefix(t *testing.T) {
 	}
 
 	// The second member marks nothing: it only reports where its partitions start.
-	cfg, err := (&Config{ConsumerGroup: &ConsumerGroup{GroupName: "shared", Oldest: true}}).saramaConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	member, err := sarama.NewConsumerGroup([]string{b.addr()}, "shared", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan *sarama.ConsumerMessage, 2)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			_ = member.Consume(ctx, []string{"shared"}, firstRecords(first))
-		}
-	}()
-	go func() {
-		for range member.Errors() {
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		member.Close()
-	})
+	first := joinGroup(t, b, "shared", true)
 	select {
 	case m := <-first:
 		if want := testenv.Numbered(fmt.Sprintf("p%d", m.Partition), 1, 1)[0]; m.Offset != 1 || string(m.Value) != want {
@@ -489,32 +464,7 @@ func TestNewGroupRebalanceHandsOnTheClaimsStart(t *testing.T) {
 	handed := handOver(t, b, s, "shared-new", 2, testenv.Numbered("record", 0, 3)...)
 
 	// The second member starts from the newest record too, where the group committed none.
-	cfg, err := (&Config{ConsumerGroup: &ConsumerGroup{GroupName: "shared-new"}}).saramaConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	member, err := sarama.NewConsumerGroup([]string{b.addr()}, "shared-new", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan *sarama.ConsumerMessage, 2)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			_ = member.Consume(ctx, []string{"shared-new"}, firstRecords(first))
-		}
-	}()
-	go func() {
-		for range member.Errors() {
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		member.Close()
-	})
+	first := joinGroup(t, b, "shared-new", false)
 	// Nothing is produced while its first record is awaited, so that nothing newer can come
 	// first; if none came, a witness to each partition is, to show where it started.
 	var m *sarama.ConsumerMessage
@@ -534,4 +484,37 @@ func TestNewGroupRebalanceHandsOnTheClaimsStart(t *testing.T) {
 		t.Fatalf("new owner of partition %d starts at offset %d (%q), past the records handed over and not acknowledged from offset %d (%q)",
 			m.Partition, m.Offset, m.Value, h.Offset, h.text(t))
 	}
+}
+
+// joinGroup adds a second member to group (named as its topic) until the test ends; it
+// marks nothing, and reports the first record of each partition it is given on the channel.
+func joinGroup(t *testing.T, b *broker, group string, oldest bool) <-chan *sarama.ConsumerMessage {
+	t.Helper()
+	cfg, err := (&Config{ConsumerGroup: &ConsumerGroup{GroupName: group, Oldest: oldest}}).saramaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := sarama.NewConsumerGroup([]string{b.addr()}, group, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan *sarama.ConsumerMessage, 2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = member.Consume(ctx, []string{group}, firstRecords(first))
+		}
+	}()
+	go func() {
+		for range member.Errors() {
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		member.Close()
+	})
+	return first
 }
