@@ -3,6 +3,8 @@ package dispatch
 import (
 	"net/http"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // safeHeaders makes the headers of a binary-mode request sendable whatever the event's
@@ -15,34 +17,26 @@ import (
 // plain W3C tracestate with one is invalid, and is left out (ce-tracestate still has it).
 func safeHeaders(h http.Header) {
 	for k, vs := range h {
+		ce := len(k) > 3 && strings.EqualFold(k[:3], "ce-")
+		if !ce && k != "Tracestate" {
+			continue
+		}
 		for i, v := range vs {
-			if headerSafe(v) {
+			// net/http's own test of what it refuses to send.
+			if httpguts.ValidHeaderFieldValue(v) {
 				continue
 			}
-			switch {
-			case len(k) > 3 && strings.EqualFold(k[:3], "ce-"):
-				vs[i] = escapeControls(v)
-			case k == "Tracestate":
+			if !ce {
 				delete(h, k)
-			}
-			if len(h[k]) == 0 {
 				break
 			}
+			vs[i] = escapeControls(v)
 		}
 	}
 }
 
-// headerSafe reports whether v has no byte an HTTP header value cannot carry: the control
-// characters but for tab.
-func headerSafe(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if isControl(v[i]) {
-			return false
-		}
-	}
-	return true
-}
-
+// isControl reports whether b is a byte an HTTP header value cannot carry
+// (httpguts.ValidHeaderFieldValue): a control character but for tab.
 func isControl(b byte) bool { return b < ' ' && b != '\t' || b == 0x7f }
 
 // escapeControls percent-encodes v's control characters.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/eventgate/eventgate/pkg/sensorsink"
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
@@ -49,11 +51,7 @@ func TestControlCharactersInAttributesAreEscaped(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(srv.Close)
-	s, err := NewHTTPSender(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := httpSenderTo(t, srv.URL)
 	ev := event(1)
 	ev.SetExtension("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
 	ev.SetExtension("tracestate", "congo=t61\nrojo=00f067aa0ba902b7")
@@ -88,7 +86,7 @@ func TestEscapeControls(t *testing.T) {
 		if got := escapeControls(in); got != want {
 			t.Errorf("escapeControls(%q) = %q, want %q", in, got, want)
 		}
-		if !headerSafe(escapeControls(in)) {
+		if !httpguts.ValidHeaderFieldValue(escapeControls(in)) {
 			t.Errorf("escapeControls(%q) is not header-safe", in)
 		}
 	}

@@ -37,11 +37,7 @@ func BenchmarkHTTPSend(b *testing.B) {
 		benchSend(b, s, ev)
 	})
 	b.Run("sender", func(b *testing.B) {
-		s, err := NewHTTPSender(srv.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { s.Close() })
+		s := httpSenderTo(b, srv.URL)
 		benchSend(b, s, ev)
 	})
 }
@@ -89,11 +85,7 @@ func BenchmarkHTTPSendToCompressingSensor(b *testing.B) {
 			name = "accepting-gzip"
 		}
 		b.Run(name, func(b *testing.B) {
-			s, err := NewHTTPSender(srv.URL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			s := httpSenderTo(b, srv.URL)
 			s.(*httpSender).http.Transport.(*http.Transport).DisableCompression = !accept
 			benchSend(b, s, ev)
 		})

@@ -26,11 +26,7 @@ func TestHTTPSenderDoesNotAskForCompressedAnswers(t *testing.T) {
 		io.WriteString(w, "data.n: not a string")
 	}))
 	t.Cleanup(srv.Close)
-	s, err := NewHTTPSender(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := httpSenderTo(t, srv.URL)
 
 	// The refusal's body still reaches the error, which the dead-letter sink gets.
 	refused := func(what string, err error) {
@@ -86,11 +82,7 @@ func TestHTTPSenderFollowsOnlyRedirectsThatKeepTheEvent(t *testing.T) {
 			})
 			srv := httptest.NewServer(mux)
 			t.Cleanup(srv.Close)
-			s, err := NewHTTPSender(srv.URL + "/sensor")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
+			s := httpSenderTo(t, srv.URL+"/sensor")
 
 			for what, err := range map[string]error{
 				"Send":      s.Send(t.Context(), event(1)),
@@ -161,11 +153,7 @@ func TestHTTPSenderReusesConnectionsAboveAHundred(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	s, err := NewHTTPSender(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := httpSenderTo(t, srv.URL)
 
 	burst := func() int {
 		mu.Lock()
@@ -190,4 +178,15 @@ func TestHTTPSenderReusesConnectionsAboveAHundred(t *testing.T) {
 	if n := burst(); n > inFlight/10 {
 		t.Errorf("second burst dialled %d connections, want next to none: the first burst's were not kept idle", n)
 	}
+}
+
+// httpSenderTo is an HTTP sender to url, closed when the test ends.
+func httpSenderTo(t testing.TB, url string) Sender {
+	t.Helper()
+	s, err := NewHTTPSender(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
