@@ -133,6 +133,15 @@ func desiredDeployment(gw *gateway, instanceID, controllerName string) *appsv1.D
 	return d
 }
 
+// serviceName is the name of spec.service, or, when it has none, the Gateway's with -svc
+// after it, as v0.10 named it.
+func serviceName(gw *gateway) string {
+	if gw.service.Name != "" {
+		return gw.service.Name
+	}
+	return gw.Name + "-svc"
+}
+
 // desiredService is spec.service with the Gateway's name, namespace, labels and owner, or
 // nil when the Gateway has none.
 func desiredService(gw *gateway, instanceID string) *corev1.Service {
@@ -140,13 +149,9 @@ func desiredService(gw *gateway, instanceID string) *corev1.Service {
 		return nil
 	}
 	in := gw.service.DeepCopy()
-	name := in.Name
-	if name == "" {
-		name = gw.Name + "-svc"
-	}
 	s := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            name,
+			Name:            serviceName(gw),
 			Namespace:       gw.Namespace,
 			Labels:          childLabels(gw.Gateway, instanceID, in.Labels),
 			Annotations:     in.Annotations,

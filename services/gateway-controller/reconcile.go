@@ -84,9 +84,10 @@ func validate(gw *gateway) error {
 		problems = append(problems, fmt.Sprintf("metadata.name: %q cannot be the %s label of the gateway's pods: %s", gw.Name, labelGatewayName, strings.Join(errs, "; ")))
 	}
 	if gw.service != nil && gw.service.Name == "" {
-		if errs := validation.IsDNS1035Label(gw.Name + "-svc"); len(errs) > 0 {
+		name := serviceName(gw)
+		if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
 			problems = append(problems, fmt.Sprintf("metadata.name: the Service would be named %q after it (spec.service.metadata.name is empty), which Kubernetes refuses: %s; name the Service or the Gateway otherwise",
-				gw.Name+"-svc", strings.Join(errs, "; ")))
+				name, strings.Join(errs, "; ")))
 		}
 	}
 	containers := gw.template.Spec.Containers
