@@ -13,10 +13,6 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv"
 )
 
-func sourcesManifest(value string) []byte {
-	return []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: es\ndata:\n  a: " + value + "\n")
-}
-
 // watchSources runs watchFile on path and returns a func giving the last content it loaded,
 // once the first load has come.
 func watchSources(t *testing.T, path string) func() map[string]string {
@@ -70,37 +66,39 @@ func must(t *testing.T, err error) {
 func TestWatchFileFollowsAConfigMapVolumeSwap(t *testing.T) {
 	dir := t.TempDir()
 	must(t, os.Mkdir(filepath.Join(dir, "..data_v1"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "..data_v1", "es.yaml"), sourcesManifest("one"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "..data_v1", "es.yaml"), sourcesManifest(map[string]string{"a": "one"}), 0o644))
 	must(t, os.Symlink("..data_v1", filepath.Join(dir, "..data")))
 	must(t, os.Symlink(filepath.Join("..data", "es.yaml"), filepath.Join(dir, "es.yaml")))
 	loaded := watchSources(t, filepath.Join(dir, "es.yaml"))
 	waitForSource(t, loaded, "one")
 
-	must(t, os.Mkdir(filepath.Join(dir, "..data_v2"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "..data_v2", "es.yaml"), sourcesManifest("two"), 0o644))
-	must(t, os.Symlink("..data_v2", filepath.Join(dir, "..data_tmp")))
-	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
-	must(t, os.RemoveAll(filepath.Join(dir, "..data_v1")))
+	kubeletUpdate(t, dir, "..data_v1", "..data_v2", "two")
 	waitForSource(t, loaded, "two")
-
 	// The watch followed the swap: the next one is seen too.
-	must(t, os.Mkdir(filepath.Join(dir, "..data_v3"), 0o755))
-	must(t, os.WriteFile(filepath.Join(dir, "..data_v3", "es.yaml"), sourcesManifest("three"), 0o644))
-	must(t, os.Symlink("..data_v3", filepath.Join(dir, "..data_tmp")))
-	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
-	must(t, os.RemoveAll(filepath.Join(dir, "..data_v2")))
+	kubeletUpdate(t, dir, "..data_v2", "..data_v3", "three")
 	waitForSource(t, loaded, "three")
+}
+
+// kubeletUpdate updates the ConfigMap volume in dir as kubelet does: the new data in folder
+// to, its ..data_tmp symlink renamed onto ..data, the old folder from removed.
+func kubeletUpdate(t *testing.T, dir, from, to, value string) {
+	t.Helper()
+	must(t, os.Mkdir(filepath.Join(dir, to), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, to, "es.yaml"), sourcesManifest(map[string]string{"a": value}), 0o644))
+	must(t, os.Symlink(to, filepath.Join(dir, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(t, os.RemoveAll(filepath.Join(dir, from)))
 }
 
 // The file is a symlink to a file in another folder, and that file is edited in place.
 func TestWatchFileFollowsASymlinkToAnotherFolder(t *testing.T) {
 	dir, other := t.TempDir(), t.TempDir()
 	target := filepath.Join(other, "es.yaml")
-	must(t, os.WriteFile(target, sourcesManifest("one"), 0o644))
+	must(t, os.WriteFile(target, sourcesManifest(map[string]string{"a": "one"}), 0o644))
 	must(t, os.Symlink(target, filepath.Join(dir, "es.yaml")))
 	loaded := watchSources(t, filepath.Join(dir, "es.yaml"))
 	waitForSource(t, loaded, "one")
 
-	must(t, os.WriteFile(target, sourcesManifest("two"), 0o644))
+	must(t, os.WriteFile(target, sourcesManifest(map[string]string{"a": "two"}), 0o644))
 	waitForSource(t, loaded, "two")
 }

@@ -60,15 +60,20 @@ func (s everySource) Start(ctx context.Context, emit server.Emit) error {
 
 var gatewayManifest = testenv.GatewayManifest("every", "every-sensor")
 
-func writeSources(t *testing.T, path string, sources map[string]string) {
-	t.Helper()
+// sourcesManifest is an event-source ConfigMap manifest of sources.
+func sourcesManifest(sources map[string]string) []byte {
 	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: every-event-source\ndata:\n"
 	for k, v := range sources {
 		manifest += "  " + k + ": |-\n    " + v + "\n"
 	}
+	return []byte(manifest)
+}
+
+func writeSources(t *testing.T, path string, sources map[string]string) {
+	t.Helper()
 	// Replace by rename, as editors and kubectl-style tools do.
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(manifest), 0o644); err != nil {
+	if err := os.WriteFile(tmp, sourcesManifest(sources), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
