@@ -23,10 +23,15 @@ import (
 type Run func(ctx context.Context, args []string, log *slog.Logger) error
 
 // Main runs run with the process's arguments and exits: 0 after a clean return or -h, else
-// 1 with "name: error" on stderr.
+// 1 with "name: error" on stderr. Before run, it releases the pages the package inits mapped
+// in (ReleaseStartPages).
 func Main(name string, run Run) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := exitCode(name, execute(ctx, name, os.Args[1:], os.Getenv, os.Stderr, run), os.Stderr)
+	started := func(ctx context.Context, args []string, log *slog.Logger) error {
+		ReleaseStartPages(os.Getenv, log)
+		return run(ctx, args, log)
+	}
+	code := exitCode(name, execute(ctx, name, os.Args[1:], os.Getenv, os.Stderr, started), os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -16,7 +16,8 @@ import (
 // Main runs gw as a gateway server process: it reads the GATEWAY_* environment, logs
 // through slog, serves until SIGTERM or SIGINT, stops gracefully and exits. Unless
 // GOMAXPROCS is set, the process runs Go code on one thread at a time (program.DefaultProcs
-// says why). It is all a gateway's main function calls.
+// says why), and once set up it releases the pages its start mapped in
+// (program.ReleaseStartPages says why). It is all a gateway's main function calls.
 func Main(gw Gateway) {
 	mainFor(gw.Type(), func(Env) Gateway { return gw })
 }
@@ -59,5 +60,7 @@ func run(name *string, build func(Env) Gateway) error {
 		return err
 	}
 	defer tracing.Stop(stopTracing, log)
-	return New(gw, WithLogger(log), WithTLS(tlsConfig)).ListenAndServe(ctx, env.Address())
+	srv := New(gw, WithLogger(log), WithTLS(tlsConfig))
+	program.ReleaseStartPages(os.Getenv, log)
+	return srv.ListenAndServe(ctx, env.Address())
 }
