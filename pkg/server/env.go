@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // The environment every gateway server reads, as set by the gateway-controller (the
@@ -87,11 +89,17 @@ func EnvFrom(lookup func(string) (string, bool)) (Env, error) {
 	for _, v := range []struct{ name, value string }{
 		{EnvNamespace, env.Namespace},
 		{EnvName, env.Name},
-		{EnvControllerInstanceID, env.ControllerInstanceID},
 		{EnvControllerName, env.ControllerName},
 	} {
 		if v.value != "" && !isDNSName(v.value) {
 			bad(v.name, "%q is not a valid Kubernetes name (lower-case letters, digits, '-' and '.')", v.value)
+		}
+	}
+	// The instance ID is the value of the Gateway's instance label, which the controller
+	// checks as a label value (upper case and '_' allowed) and copies into every pod.
+	if id := env.ControllerInstanceID; id != "" {
+		if errs := validation.IsValidLabelValue(id); len(errs) > 0 {
+			bad(EnvControllerInstanceID, "%q is not a label value: %s", id, strings.Join(errs, ", "))
 		}
 	}
 	if cm := env.EventSourceConfigMap; cm != "" {

@@ -68,6 +68,14 @@ func TestEnvFrom(t *testing.T) {
 		{name: "port out of range", vars: map[string]string{EnvServerPort: "70000"}, wantErr: []string{EnvServerPort}},
 		{name: "negative port", vars: map[string]string{EnvServerPort: "-1"}, wantErr: []string{EnvServerPort}},
 		{name: "upper-case namespace", vars: map[string]string{EnvNamespace: "Argo"}, wantErr: []string{EnvNamespace}},
+		{
+			// The controller checks the instance ID as a label value and copies it into every
+			// gateway pod: a server that refused it would crash-loop every pod.
+			name: "instance ID with upper case and '_', as labels allow",
+			vars: map[string]string{EnvControllerInstanceID: "Team_A"},
+			want: Env{Port: 9330, ControllerInstanceID: "Team_A"},
+		},
+		{name: "instance ID that is not a label value", vars: map[string]string{EnvControllerInstanceID: "team/a"}, wantErr: []string{EnvControllerInstanceID}},
 		{name: "config map with two slashes", vars: map[string]string{EnvEventSourceConfigMap: "a/b/c"}, wantErr: []string{EnvEventSourceConfigMap}},
 		{name: "host with a port", vars: map[string]string{EnvServerHost: "127.0.0.1:80"}, wantErr: []string{EnvServerHost}, notErr: []string{EnvSourceHost}},
 		{

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/eventgate/eventgate/pkg/apis/gateway/v1alpha1"
+	"github.com/eventgate/eventgate/pkg/server"
 )
 
 func testGateway() *gateway {
@@ -213,5 +214,31 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"extra"}, func(string) string { return "" }); err == nil {
 		t.Error("an argument was accepted")
+	}
+}
+
+// TestGatewayServersAcceptTheEnvironment: what the controller accepts, every gateway server
+// it deploys must accept too, or the pods crash-loop while the Gateway looks fine.
+func TestGatewayServersAcceptTheEnvironment(t *testing.T) {
+	for _, id := range []string{"argo-events", "Team_A", "ArgoEvents"} {
+		s := settings{InstanceID: id}
+		if err := s.validate(); err != nil {
+			t.Fatalf("instance ID %q: the controller refuses it: %v", id, err)
+		}
+		o, err := parseFlags([]string{"--instance-id", id}, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{}
+		for _, v := range gatewayEnv(testGateway().Gateway, s.InstanceID, o.controllerName) {
+			vars[v.Name] = v.Value
+		}
+		if _, err := server.EnvFrom(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }); err != nil {
+			t.Errorf("instance ID %q: the gateway server refuses its pod's environment: %v", id, err)
+		}
+	}
+	// A controller name the servers would refuse is refused at the controller's start.
+	if _, err := parseFlags([]string{"--controller-name", "Gateway_Controller"}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "--controller-name") {
+		t.Errorf("--controller-name Gateway_Controller: %v, want an error naming the flag", err)
 	}
 }

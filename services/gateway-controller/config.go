@@ -88,6 +88,11 @@ func parseFlags(args []string, getenv func(string) string) (options, error) {
 	if o.workers < 1 {
 		problems = append(problems, fmt.Sprintf("--workers: must be at least 1, got %d", o.workers))
 	}
+	// Every gateway pod gets it as GATEWAY_CONTROLLER_NAME, which a gateway server refuses
+	// unless it is a DNS name: a pod that cannot start is found too late.
+	if errs := validation.IsDNS1123Subdomain(o.controllerName); len(errs) > 0 {
+		problems = append(problems, fmt.Sprintf("--controller-name: %q is not a DNS name: %s", o.controllerName, strings.Join(errs, ", ")))
+	}
 	if o.leaseDuration < 2*time.Second {
 		problems = append(problems, fmt.Sprintf("--lease-duration: must be at least 2s, got %s", o.leaseDuration))
 	}
