@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/minio/minio-go/v7/pkg/notification"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+	"github.com/minio/minio-go/v7/pkg/signer"
 
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/secret"
@@ -23,13 +27,22 @@ import (
 // gatewayType names this gateway in logs, errors and CloudEvents.
 const gatewayType = "artifact"
 
+// defaultPing is how often MinIO is asked to ping a listen: minio-go's own interval.
+const defaultPing = 10 * time.Second
+
+// missedPings is how many of MinIO's pings a listen misses before it is given up as dead.
+const missedPings = 3
+
 // gateway listens to MinIO bucket notifications.
 type gateway struct {
 	// secrets resolves the sources' credentials when they start.
 	secrets secret.Store
+	// ping is how often MinIO is asked to ping its sources' listens, in whole seconds
+	// (MinIO's unit); tests shorten it.
+	ping time.Duration
 }
 
-func newGateway(secrets secret.Store) gateway { return gateway{secrets: secrets} }
+func newGateway(secrets secret.Store) gateway { return gateway{secrets: secrets, ping: defaultPing} }
 
 func (g gateway) Type() string { return gatewayType }
 
@@ -38,7 +51,7 @@ func (g gateway) Parse(name, data string) (server.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &source{name: name, cfg: *cfg, secrets: g.secrets}, nil
+	return &source{name: name, cfg: *cfg, secrets: g.secrets, ping: g.ping}, nil
 }
 
 // A payload is one S3 event record in JSON, as MinIO sends it (the AWS S3 event message
@@ -63,6 +76,8 @@ type source struct {
 	name    string
 	cfg     Config
 	secrets secret.Store
+	// ping is how often MinIO is asked to ping the listen.
+	ping time.Duration
 }
 
 // Start listens, and whenever the listen fails or ends, at any time, listens again after
@@ -105,10 +120,13 @@ func (s *source) listen(ctx context.Context, connected func(), emit server.Emit)
 	}
 	hide := func(err error) error { return redact(err, accessKey, secretKey) }
 
-	tr, err := s.transport()
+	tr, err := s.transport(accessKey, secretKey)
 	if err != nil {
 		return err
 	}
+	// The attempt's connections end with it: failed attempts, retried every backoff, would
+	// otherwise each leave one open to MinIO.
+	defer tr.base.CloseIdleConnections()
 	client, err := minio.New(s.cfg.Endpoint, &minio.Options{
 		Creds:     credentials.NewStaticV4(accessKey, secretKey, ""),
 		Secure:    !s.cfg.Insecure,
@@ -121,24 +139,26 @@ func (s *source) listen(ctx context.Context, connected func(), emit server.Emit)
 		return hide(fmt.Errorf("S3 client for %s: %w", s.cfg.Endpoint, err))
 	}
 	bucket := s.cfg.Bucket.Name
-	// Checked first because a listen on a missing bucket or with wrong credentials fails
-	// with a less clear error, and only after the listen is sent.
-	ok, err := client.BucketExists(ctx, bucket)
-	if err != nil {
-		return hide(fmt.Errorf("bucket %q at %s: %w", bucket, s.cfg.Endpoint, err))
-	}
-	if !ok {
-		return fmt.Errorf("bucket %q at %s does not exist", bucket, s.cfg.Endpoint)
-	}
-
+	// The listen is the first request: its errors name a missing bucket or refused
+	// credentials as clearly as any check could, and a check first (BucketExists) needs a
+	// permission, s3:ListBucket, that a user allowed only to listen does not have.
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	notifications := client.ListenBucketNotification(lctx, bucket, s.cfg.prefix(), s.cfg.suffix(), s.cfg.events())
 	confirmed := tr.confirmed
+	// A connection can go silent without ever failing (a frozen proxy, a dropped NAT or load
+	// balancer flow): no read would end, and the listen would wait forever while events are
+	// lost. MinIO pings the listen, so silence for a few pings means it is dead.
+	watchdog := time.NewTicker(s.ping)
+	defer watchdog.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-watchdog.C:
+			if limit := missedPings * s.ping; tr.silence() > limit {
+				return fmt.Errorf("listen to bucket %q at %s: no data or ping from MinIO for %s", bucket, s.cfg.Endpoint, limit)
+			}
 		case <-confirmed:
 			confirmed = nil
 			log.Info("listening", "endpoint", s.cfg.Endpoint, "bucket", bucket, "prefix", s.cfg.prefix(), "suffix", s.cfg.suffix(), "events", s.cfg.Events)
@@ -201,11 +221,19 @@ func recordEvents(info notification.Info, hidden ...string) ([]server.Event, err
 // listen (its response arrived, with the first event or ping), and it refuses a second
 // listen request: minio-go would listen again by itself, at once and without a word, when
 // the server ends the response; refused, minio-go reports the end, and the source listens
-// again through server.Reconnect, with its backoff and the gap logged.
+// again through server.Reconnect, with its backoff and the gap logged. It also tells how
+// long the listen has been waiting for MinIO (silence), for the listen's watchdog.
 type listenTransport struct {
-	base      http.RoundTripper
+	base      *http.Transport
 	sent      atomic.Bool
 	confirmed chan struct{}
+	// ping is the interval the listen request asks MinIO to ping at; accessKey and secretKey
+	// sign the request again when that changes it.
+	ping                 time.Duration
+	accessKey, secretKey string
+	// waitingSince is when the request or response read in progress began waiting for
+	// MinIO, in Unix nanoseconds; 0 while nothing waits.
+	waitingSince atomic.Int64
 }
 
 // errListenEnded is what the second listen request of a session fails with.
@@ -213,22 +241,83 @@ var errListenEnded = errors.New("the server ended the listen")
 
 func (t *listenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// minio-go's listen requests, and only they, ask for pings.
-	if !req.URL.Query().Has("ping") {
-		return t.base.RoundTrip(req)
+	listen := req.URL.Query().Has("ping")
+	if listen {
+		if t.sent.Swap(true) {
+			return nil, errListenEnded
+		}
+		req = t.askPings(req)
 	}
-	if t.sent.Swap(true) {
-		return nil, errListenEnded
-	}
+	done := t.wait()
 	resp, err := t.base.RoundTrip(req)
-	if err == nil && resp.StatusCode == http.StatusOK {
+	done()
+	if err != nil {
+		return nil, err
+	}
+	if listen && resp.StatusCode == http.StatusOK {
 		close(t.confirmed)
 	}
-	return resp, err
+	resp.Body = &watchedBody{ReadCloser: resp.Body, t: t}
+	return resp, nil
+}
+
+// askPings makes the listen request ask for a ping every t.ping. The request is signed again
+// when that changes it, as AWS Signature V4 covers the query.
+func (t *listenTransport) askPings(req *http.Request) *http.Request {
+	query := req.URL.Query()
+	ping := strconv.Itoa(int(t.ping / time.Second))
+	if query.Get("ping") == ping {
+		return req
+	}
+	req = req.Clone(req.Context())
+	query.Set("ping", ping)
+	req.URL.RawQuery = s3utils.QueryEncode(query)
+	if auth := req.Header.Get("Authorization"); auth != "" {
+		req = signer.SignV4(*req, t.accessKey, t.secretKey, "", signedRegion(auth))
+	}
+	return req
+}
+
+// signedRegion is the region of a Signature V4 Authorization header, the one minio-go chose:
+// its credential scope is <access key>/<date>/<region>/s3/aws4_request.
+func signedRegion(auth string) string {
+	scope, _, _ := strings.Cut(auth, "/s3/aws4_request")
+	return scope[strings.LastIndex(scope, "/")+1:]
+}
+
+// wait marks the start of a wait for MinIO, which done ends.
+func (t *listenTransport) wait() (done func()) {
+	t.waitingSince.Store(time.Now().UnixNano())
+	return func() { t.waitingSince.Store(0) }
+}
+
+// silence is how long the wait for MinIO in progress has lasted, 0 without one. Time spent
+// while nobody reads (the source busy emitting) is no silence: MinIO's bytes wait in the
+// connection meanwhile.
+func (t *listenTransport) silence() time.Duration {
+	since := t.waitingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
+}
+
+// watchedBody is a response body whose reads count as waits for MinIO.
+type watchedBody struct {
+	io.ReadCloser
+	t *listenTransport
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	done := b.t.wait()
+	defer done()
+	return b.ReadCloser.Read(p)
 }
 
 // transport is a new HTTP transport (new connections per listen) trusting caCertPath's CAs
-// when set; the file is read at each listen, so a renewed CA is picked up.
-func (s *source) transport() (*listenTransport, error) {
+// when set; the file is read at each listen, so a renewed CA is picked up. It signs with
+// accessKey and secretKey when it changes the listen request.
+func (s *source) transport(accessKey, secretKey string) (*listenTransport, error) {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	if !s.cfg.Insecure && s.cfg.CACertPath != "" {
 		tlsConfig, err := (&config.TLS{CACertPath: s.cfg.CACertPath}).Config()
@@ -237,7 +326,7 @@ func (s *source) transport() (*listenTransport, error) {
 		}
 		base.TLSClientConfig = tlsConfig
 	}
-	return &listenTransport{base: base, confirmed: make(chan struct{})}, nil
+	return &listenTransport{base: base, ping: s.ping, accessKey: accessKey, secretKey: secretKey, confirmed: make(chan struct{})}, nil
 }
 
 // redact replaces the secrets' values in err's text, should a server or library ever echo

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,9 +49,14 @@ func secretsDir(t testing.TB, accessKey, secretKey string) testenv.SecretsDir {
 // sourceData is an event source on bucket of srv with the secrets of secretsDir, plus extra
 // YAML lines.
 func sourceData(srv *minioenv.Server, bucket string, extra ...string) string {
+	return sourceDataAt(srv.Endpoint, bucket, extra...)
+}
+
+// sourceDataAt is sourceData with endpoint (a proxy's) in place of the server's.
+func sourceDataAt(endpoint, bucket string, extra ...string) string {
 	return strings.Join(append([]string{
 		"bucket: {name: " + bucket + "}",
-		"endpoint: " + srv.Endpoint,
+		"endpoint: " + endpoint,
 		"insecure: true",
 		"accessKey: {name: minio, key: accesskey}",
 		"secretKey: {name: minio, key: secretkey}",
@@ -61,8 +68,14 @@ func sourceData(srv *minioenv.Server, bucket string, extra ...string) string {
 // stream is read ahead of the test, as MinIO's listen drops what a slow listener leaves.
 func startSource(t testing.TB, dir testenv.SecretsDir, data string, opts ...server.Option) *testenv.Stream {
 	t.Helper()
-	gw := testenv.StartGateway(t, newGateway(secret.Dir(string(dir))), opts...)
-	return testenv.OpenBufferedStream(t, gw.Client, &gateways.EventSource{Name: "test", Data: data}, 4096)
+	return startGatewaySource(t, newGateway(secret.Dir(string(dir))), data, opts...)
+}
+
+// startGatewaySource is startSource on gw, a gateway the test set up.
+func startGatewaySource(t testing.TB, gw gateway, data string, opts ...server.Option) *testenv.Stream {
+	t.Helper()
+	srv := testenv.StartGateway(t, gw, opts...)
+	return testenv.OpenBufferedStream(t, srv.Client, &gateways.EventSource{Name: "test", Data: data}, 4096)
 }
 
 // next is the next event's record, or a test failure after timeout.
@@ -461,4 +474,188 @@ func TestValidatesWithoutMinIO(t *testing.T) {
 	if v, err := gw.Client.ValidateEventSource(ctx, &gateways.EventSource{Name: "ok", Data: data}); err != nil || !v.GetIsValid() {
 		t.Fatalf("ValidateEventSource after bad input = %v, %v", v, err)
 	}
+}
+
+// reconnects are the log lines of failed or ended listens.
+func reconnects(t testing.TB, logs *testenv.SyncBuffer) []logRecord {
+	t.Helper()
+	return records(t, logs, func(r logRecord) bool { return r["msg"] == "connection lost: reconnecting" })
+}
+
+// A listen whose connection goes silent without failing (a frozen proxy, a dropped NAT or
+// load balancer flow: no read ever ends) is given up once MinIO's pings stop coming: the
+// source listens again, the silence and the gap are logged, and what happens after is
+// delivered.
+func TestSilentListenIsGivenUp(t *testing.T) {
+	srv := minioenv.Shared(t)
+	srv.MakeBucket(t, "silent")
+	c := srv.Client()
+	p := startFreezingProxy(t, srv.Endpoint)
+	gw := newGateway(secret.Dir(string(secretsDir(t, minioenv.AccessKey, minioenv.SecretKey))))
+	gw.ping = time.Second // given up after 3 s without a ping
+	logs := &testenv.SyncBuffer{}
+	s := startGatewaySource(t, gw, sourceDataAt(p.Addr, "silent"), server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	waitListening(t, c, "silent", s, probes("before-"))
+
+	p.Freeze()
+	waitListening(t, c, "silent", s, probes("after-"))
+	put(t, c, "silent", "after")
+	expect(t, s, "s3:ObjectCreated:Put after")
+
+	silent := false
+	for _, r := range reconnects(t, logs) {
+		msg, _ := r["error"].(string)
+		silent = silent || msg == `listen to bucket "silent" at `+p.Addr+": no data or ping from MinIO for 3s"
+	}
+	if !silent {
+		t.Errorf("no failure logged for the silent listen; failures: %v", reconnects(t, logs))
+	}
+	if gaps := records(t, logs, func(r logRecord) bool { return r["gap"] != nil }); len(gaps) != 1 {
+		t.Errorf("gap log records = %v, want one", gaps)
+	}
+}
+
+// A user allowed only to listen (s3:ListenBucketNotification on the bucket, all that v0.10
+// needed) gets the events: the source asks for nothing more. Shown with a bucket policy for
+// anonymous requests (empty secret values: minio-go signs nothing), which MinIO evaluates as
+// it does a user's.
+func TestListenOnlyPermission(t *testing.T) {
+	srv := minioenv.Shared(t)
+	srv.MakeBucket(t, "listen-only")
+	c := srv.Client()
+	policy := `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["*"]},
+		"Action": ["s3:ListenBucketNotification"], "Resource": ["arn:aws:s3:::listen-only"]}]}`
+	if err := c.SetBucketPolicy(t.Context(), "listen-only", policy); err != nil {
+		t.Fatal(err)
+	}
+	s := startSource(t, secretsDir(t, "", ""), sourceData(srv, "listen-only"))
+	waitListening(t, c, "listen-only", s, probes(""))
+	put(t, c, "listen-only", "delivered")
+	expect(t, s, "s3:ObjectCreated:Put delivered")
+}
+
+// Each listen attempt takes its connections to MinIO with it: a source that keeps failing
+// (refused credentials, retried every 50 ms) does not pile up one per attempt, and a stopped
+// source leaves none.
+func TestFailedAttemptsCloseTheirConnections(t *testing.T) {
+	srv := minioenv.Shared(t)
+	srv.MakeBucket(t, "attempts")
+	p := startFreezingProxy(t, srv.Endpoint)
+	logs := &testenv.SyncBuffer{}
+	s := startSource(t, secretsDir(t, "wrong-access-key", "wrong-secret-key"), sourceDataAt(p.Addr, "attempts"),
+		server.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	const attempts = 20
+	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if n := len(reconnects(t, logs)); n < attempts {
+			return fmt.Errorf("%d failed attempts logged, want %d", n, attempts)
+		}
+		return nil
+	})
+	// The attempt under way may hold one, and the proxy learns of a close a moment late.
+	if n := p.Open(); n > 2 {
+		t.Errorf("%d connections open after %d failed attempts, want those of the last one only", n, attempts)
+	}
+	s.Close()
+	testenv.Eventually(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := p.Open(); n > 0 {
+			return fmt.Errorf("%d connections open after the source stopped", n)
+		}
+		return nil
+	})
+}
+
+// freezingProxy forwards TCP connections to a server. Freeze silences the connections open
+// at that moment without closing them, as a stalled proxy or a dropped NAT or load balancer
+// flow does: nothing goes through either way, and neither end learns of it. Later
+// connections forward again.
+type freezingProxy struct {
+	// Addr is the host:port to connect to instead of the server's.
+	Addr   string
+	target string
+	mu     sync.Mutex
+	// frozen is closed by Freeze: the connections open until then carry nothing more.
+	frozen chan struct{}
+	conns  []net.Conn
+	open   int
+}
+
+// startFreezingProxy forwards a new loopback port to target until the test ends.
+func startFreezingProxy(t testing.TB, target string) *freezingProxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{Addr: lis.Addr().String(), target: target, frozen: make(chan struct{})}
+	go p.serve(lis)
+	t.Cleanup(func() {
+		lis.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *freezingProxy) serve(lis net.Listener) {
+	for {
+		client, err := lis.Accept()
+		if err != nil {
+			return
+		}
+		upstream, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.mu.Lock()
+		frozen := p.frozen
+		p.conns = append(p.conns, client, upstream)
+		p.open++
+		p.mu.Unlock()
+		go func() {
+			pipe(upstream, client, frozen)
+			p.mu.Lock()
+			p.open--
+			p.mu.Unlock()
+		}()
+		go pipe(client, upstream, frozen)
+	}
+}
+
+// pipe copies src to dst until src ends, then closes dst. Once frozen is closed, what src
+// sends is read and dropped.
+func pipe(dst, src net.Conn, frozen <-chan struct{}) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		select {
+		case <-frozen:
+		default:
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Freeze silences every connection open now.
+func (p *freezingProxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.frozen)
+	p.frozen = make(chan struct{})
+}
+
+// Open is how many connections are open: accepted, and not closed by their client.
+func (p *freezingProxy) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.open
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
@@ -45,7 +46,9 @@ type Bucket struct {
 	Key  string `json:"key,omitempty"`
 }
 
-// Filter narrows the notifications to object keys with this prefix and suffix.
+// Filter narrows the notifications to object keys with this prefix and suffix. Each is at
+// most 1024 bytes of UTF-8, without a backslash or a "." or ".." path segment: MinIO refuses
+// the listen otherwise.
 type Filter struct {
 	Prefix string `json:"prefix,omitempty"`
 	Suffix string `json:"suffix,omitempty"`
@@ -90,6 +93,12 @@ func (c *Config) Validate() error {
 			errs.Addf(config.Index("artifact.events", i), "unknown S3 event %q (e.g. s3:ObjectCreated:*, s3:ObjectCreated:Put, s3:ObjectRemoved:Delete)", name)
 		}
 	}
+	if err := checkFilterValue(c.prefix()); err != nil {
+		errs.Addf("artifact.filter.prefix", "%v", err)
+	}
+	if err := checkFilterValue(c.suffix()); err != nil {
+		errs.Addf("artifact.filter.suffix", "%v", err)
+	}
 	checkSecret(&errs, "artifact.accessKey", c.AccessKey)
 	checkSecret(&errs, "artifact.secretKey", c.SecretKey)
 	if c.CACertPath != "" {
@@ -123,9 +132,35 @@ func checkEndpoint(e string) error {
 	if err != nil || u.Host != e || u.Hostname() == "" {
 		return fmt.Errorf("%q is not host:port", e)
 	}
+	// minio-go's own test of the host, which would refuse it at every listen.
+	if h := u.Hostname(); !s3utils.IsValidIP(h) && !s3utils.IsValidDomain(h) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a domain name", e, h)
+	}
 	if p := u.Port(); p != "" {
 		if _, err := net.LookupPort("tcp", p); err != nil {
 			return fmt.Errorf("%q has a bad port", e)
+		}
+	}
+	return nil
+}
+
+// maxFilterValue is the longest prefix or suffix MinIO takes, in bytes.
+const maxFilterValue = 1024
+
+// checkFilterValue applies MinIO's rules for a filter's prefix or suffix: MinIO refuses the
+// listen of any other, at every attempt. minio-go has no check of its own for them.
+func checkFilterValue(v string) error {
+	switch {
+	case len(v) > maxFilterValue:
+		return fmt.Errorf("is %d bytes long, MinIO takes at most %d", len(v), maxFilterValue)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%q is not valid UTF-8, which MinIO refuses", v)
+	case strings.Contains(v, `\`):
+		return fmt.Errorf("%q has a backslash, which MinIO refuses", v)
+	}
+	for segment := range strings.SplitSeq(v, "/") {
+		if segment == "." || segment == ".." {
+			return fmt.Errorf("%q has a %q path segment, which MinIO refuses", v, segment)
 		}
 	}
 	return nil
