@@ -8,15 +8,17 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	kwatch "k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
@@ -169,15 +171,81 @@ type watch struct {
 	informer cache.SharedIndexInformer
 	stop     context.CancelFunc
 	refs     int // under gateway.mu
+	// denied is closed when RBAC refuses the informer's list or watch: its sources end
+	// with deniedErr. The informer itself would only list again and again, on backoff:
+	// with list allowed and watch forbidden, a slow poller that loses short-lived changes.
+	denied chan struct{}
 
-	mu      sync.Mutex
-	lastErr error // the last list or watch failure
+	mu        sync.Mutex
+	lastErr   error // the last list or watch failure
+	deniedErr error
+	// answered is set once a watch request was answered other than by a refusal: the
+	// informer watches, or retries for a reason RBAC has no part in.
+	answered bool
 }
 
-func (w *watch) err() error {
+// startErr is why a source cannot start on w: RBAC refuses the list or watch (the
+// informer would only list again, on backoff), or the informer failed before it could
+// list. Any other failure once listed is the informer's to retry (it relists, and the
+// handlers see only what changed).
+func (w *watch) startErr() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.lastErr
+	if w.deniedErr != nil {
+		return w.deniedErr
+	}
+	if w.lastErr != nil && !w.informer.HasSynced() {
+		return w.lastErr
+	}
+	return nil
+}
+
+func (w *watch) deniedBy() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.deniedErr
+}
+
+func (w *watch) hasAnswered() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.answered
+}
+
+// isDenial tells the errors of RBAC and authentication, which no retry overcomes.
+func isDenial(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
+}
+
+// failed records a list or watch failure the informer reports; it tells whether the
+// failure is the first denial.
+func (w *watch) failed(err error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastErr = err
+	if !isDenial(err) {
+		w.answered = true // the informer lists and watches again: nothing for RBAC to say
+		return false
+	}
+	if w.deniedErr != nil {
+		return false
+	}
+	w.deniedErr = err
+	close(w.denied)
+	return true
+}
+
+// watchAnswered records the outcome of one watch request. A refusal is left to failed,
+// which hears of it once the informer gives up that attempt; so is a failed streaming
+// list (sendInitialEvents), which the informer follows with a plain list and watch.
+func (w *watch) watchAnswered(opts metav1.ListOptions, err error) {
+	streamingList := opts.SendInitialEvents != nil && *opts.SendInitialEvents
+	if err != nil && (isDenial(err) || streamingList) {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.answered = true
 }
 
 // acquire returns the running informer for key, starting it for the first user.
@@ -188,14 +256,12 @@ func (g *gateway) acquire(c *clients, key watchKey) *watch {
 		w.refs++
 		return w
 	}
-	w := &watch{key: key, refs: 1}
-	// No resync: nothing is re-emitted that did not change.
-	w.informer = dynamicinformer.NewFilteredDynamicInformer(c.dynamic, key.gvr, key.namespace, 0, cache.Indexers{},
-		func(opts *metav1.ListOptions) { opts.LabelSelector = key.selector }).Informer()
+	w := &watch{key: key, refs: 1, denied: make(chan struct{})}
+	w.informer = newInformer(c, w)
 	_ = w.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
-		w.mu.Lock()
-		w.lastErr = err
-		w.mu.Unlock()
+		if w.failed(err) {
+			g.forget(w)
+		}
 		cache.DefaultWatchErrorHandler(ctx, r, err)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -205,13 +271,46 @@ func (g *gateway) acquire(c *clients, key watchKey) *watch {
 	return w
 }
 
+// newInformer is dynamicinformer's informer of w's resource, whose watch requests w hears
+// of: a start waits until the first is answered.
+func newInformer(c *clients, w *watch) cache.SharedIndexInformer {
+	objects := c.dynamic.Resource(w.key.gvr).Namespace(w.key.namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.LabelSelector = w.key.selector
+			return objects.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (kwatch.Interface, error) {
+			opts.LabelSelector = w.key.selector
+			wi, err := objects.Watch(ctx, opts)
+			w.watchAnswered(opts, err)
+			return wi, err
+		},
+	}
+	// No resync: nothing is re-emitted that did not change.
+	return cache.NewSharedIndexInformerWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, c.dynamic),
+		&unstructured.Unstructured{}, cache.SharedIndexInformerOptions{ObjectDescription: w.key.gvr.String()})
+}
+
 // release drops one user of w; the last one stops the informer.
 func (g *gateway) release(w *watch) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if w.refs--; w.refs == 0 {
-		delete(g.watches, w.key)
+		if g.watches[w.key] == w {
+			delete(g.watches, w.key)
+		}
 		w.stop()
+	}
+}
+
+// forget leaves a denied informer to the sources that use it, which end: the next start
+// makes a new one, which asks the API server again.
+func (g *gateway) forget(w *watch) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.watches[w.key] == w {
+		delete(g.watches, w.key)
 	}
 }
 
@@ -312,8 +411,16 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 		s.gw.watching(s.name)
 	}
 	// The stream's end ends ctx too: emits fail from then on, and nothing is left to do.
-	<-ctx.Done()
-	return nil
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-w.denied:
+		// Watch permission revoked (seen when the informer watches again): the client
+		// shows the reason and starts the source again after its backoff.
+		err := fmt.Errorf("watch %s: %w", describe(w.key.gvr, w.key.namespace), w.deniedBy())
+		s.gw.recordStart(s.key, err)
+		return err
+	}
 }
 
 func (s *source) watch(ctx context.Context, log *slog.Logger, started time.Time, emit server.Emit) (*watch, cache.ResourceEventHandlerRegistration, error) {
@@ -341,10 +448,13 @@ func (s *source) watch(ctx context.Context, log *slog.Logger, started time.Time,
 		s.gw.release(w)
 		return nil, nil, fmt.Errorf("watch %s: %w", t.gvr, err)
 	}
-	// Listed, or failed before it could list: a failure once listed is the informer's to
-	// retry (it relists, and the handlers see only what changed).
-	for !reg.HasSynced() {
-		if err := w.err(); err != nil && !w.informer.HasSynced() {
+	// Listed and watching (the first watch request answered), or failed.
+	for {
+		err := w.startErr()
+		if err == nil && reg.HasSynced() && w.hasAnswered() {
+			return w, reg, nil
+		}
+		if err != nil {
 			_ = w.informer.RemoveEventHandler(reg)
 			s.gw.release(w)
 			return nil, nil, fmt.Errorf("watch %s: %w", describe(t.gvr, ns), err)
@@ -357,7 +467,6 @@ func (s *source) watch(ctx context.Context, log *slog.Logger, started time.Time,
 		case <-time.After(syncPoll):
 		}
 	}
-	return w, reg, nil
 }
 
 func describe(gvr schema.GroupVersionResource, ns string) string {
@@ -388,6 +497,15 @@ func (h *handler) onAdd(obj any, inInitialList bool) {
 }
 
 func (h *handler) onUpdate(oldObj, newObj any) {
+	// Deleted and created again under the same name while the watch was broken: the relist
+	// finds another object under the name. Two changes, each reported as itself.
+	if old, ok := oldObj.(*unstructured.Unstructured); ok && old != nil {
+		if u, ok := newObj.(*unstructured.Unstructured); ok && u != nil && old.GetUID() != u.GetUID() {
+			h.handle(deleted, old, nil)
+			h.handle(added, u, nil)
+			return
+		}
+	}
 	h.handle(modified, newObj, oldObj)
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -441,6 +442,51 @@ func TestWatchBrokenMidStream(t *testing.T) {
 	expect(t, s, "MODIFIED "+ns+"/same")
 }
 
+// An object deleted and created again under one name while the watch is broken: the
+// relist finds another object (another uid) under the name. That is a delete and a create,
+// each reported as itself, also to the sources that want only one of the two; not one
+// MODIFIED spanning two objects.
+func TestRecreatedDuringBreak(t *testing.T) {
+	env := kubeenv.Shared(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(env.Admin.Host, "https://"))
+	viaProxy := rest.CopyConfig(env.Admin)
+	viaProxy.Host = "https://" + proxy.Addr
+	h := start(t, viaProxy)
+	ns := env.Namespace(t)
+	c := objects(t, env.Admin, configMaps, ns)
+	first := create(t, c, configMap("x", nil, nil, map[string]any{"gen": "1"}))
+	src := fmt.Sprintf("namespace: %s\nversion: v1\nkind: ConfigMap", ns)
+	all := h.open(t, "all", src)
+	dels := h.open(t, "dels", src+"\neventTypes: [DELETE]")
+	adds := h.open(t, "adds", src+"\neventTypes: [ADD]")
+
+	proxy.Cut()
+	remove(t, c, "x")
+	second := create(t, c, configMap("x", nil, nil, map[string]any{"gen": "2"}))
+	env.CompactEtcd(t)
+	proxy.Restore()
+
+	// The first event comes after the informer's backoff; the others right after it.
+	if r := testenv.NextJSON[received](t, dels, 60*time.Second); r.String() != "DELETED "+ns+"/x" || uid(r.Object) != string(first.GetUID()) {
+		t.Fatalf("DELETE source: %s of uid %s, want DELETED %s/x of uid %s", r, uid(r.Object), ns, first.GetUID())
+	}
+	expect(t, dels)
+	got := expect(t, all, "DELETED "+ns+"/x", "ADDED "+ns+"/x")
+	got = append(got, expect(t, adds, "ADDED "+ns+"/x")...)
+	for i, want := range []string{string(first.GetUID()), string(second.GetUID()), string(second.GetUID())} {
+		if r := got[i]; uid(r.Object) != want || r.OldObject != nil {
+			t.Errorf("%s: uid %s, oldObject %v; want uid %s and no oldObject", r, uid(r.Object), r.OldObject, want)
+		}
+	}
+}
+
+// uid is the uid of an object as a client decodes it.
+func uid(obj map[string]any) string {
+	md, _ := obj["metadata"].(map[string]any)
+	u, _ := md["uid"].(string)
+	return u
+}
+
 // The API server itself restarts (same etcd, same address): the source goes on, replays
 // nothing, and reports the next change once.
 func TestAPIServerRestart(t *testing.T) {
@@ -503,21 +549,88 @@ func TestForbiddenThenGrantedEndToEnd(t *testing.T) {
 	}
 }
 
-// grant lets the test user list and watch ConfigMaps in ns.
-func grant(t *testing.T, env *kubeenv.Env, ns string) {
-	t.Helper()
-	rbac := func(res string) dynamic.ResourceInterface {
-		return objects(t, env.Admin, schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: res}, ns)
+// RBAC allows list but not watch: the informer would list, fail to watch, and list again
+// on backoff, a slow poller that misses short-lived changes. The source ends with the
+// reason instead, at start and when watch permission is revoked later (noticed when the
+// informer watches again, here after a broken connection).
+func TestWatchForbidden(t *testing.T) {
+	env := kubeenv.Shared(t)
+	ns := env.Namespace(t)
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(env.User.Host, "https://"))
+	viaProxy := rest.CopyConfig(env.User)
+	viaProxy.Host = "https://" + proxy.Addr
+	h := start(t, viaProxy)
+	allow(t, env, ns, "list")
+	waitWatchAllowed(t, env, ns, false)
+	src := &gateways.EventSource{Name: "cms", Data: fmt.Sprintf("namespace: %s\nversion: v1\nkind: ConfigMap\nbackoff: {duration: 10ms}", ns)}
+	s := testenv.OpenStream(t, h.server.Client, src)
+	if _, err := s.TryNext(30 * time.Second); err == nil || !strings.Contains(err.Error(), "cannot watch") {
+		t.Fatalf("list allowed, watch forbidden: %v, want the stream to end with the reason", err)
 	}
-	create(t, rbac("roles"), &unstructured.Unstructured{Object: map[string]any{
+	select {
+	case name := <-h.watching:
+		t.Errorf("source %q reported watching although RBAC forbids watch", name)
+	default:
+	}
+
+	// Granted, the source starts again on a new informer, and watches.
+	setVerbs(t, env, ns, "list", "watch")
+	waitWatchAllowed(t, env, ns, true)
+	s = h.open(t, src.Name, src.Data)
+
+	setVerbs(t, env, ns, "list")
+	waitWatchAllowed(t, env, ns, false)
+	proxy.Cut()
+	proxy.Restore()
+	if _, err := s.TryNext(30 * time.Second); err == nil || !strings.Contains(err.Error(), "cannot watch") {
+		t.Fatalf("watch revoked: %v, want the stream to end with the reason", err)
+	}
+}
+
+// waitWatchAllowed waits until RBAC's answer to the test user's watch of ConfigMaps in ns
+// is allowed: the API server's authorizer sees role changes a moment after they are made.
+func waitWatchAllowed(t *testing.T, env *kubeenv.Env, ns string, allowed bool) {
+	t.Helper()
+	cms := objects(t, env.User, configMaps, ns)
+	timeout := int64(1)
+	testenv.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
+		w, err := cms.Watch(context.Background(), metav1.ListOptions{TimeoutSeconds: &timeout})
+		if err == nil {
+			w.Stop()
+		}
+		if got := !apierrors.IsForbidden(err); got != allowed {
+			return fmt.Errorf("watch allowed %v (%v), want %v", got, err, allowed)
+		}
+		return nil
+	})
+}
+
+func rbac(t *testing.T, env *kubeenv.Env, ns, resource string) dynamic.ResourceInterface {
+	return objects(t, env.Admin, schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: resource}, ns)
+}
+
+// grant lets the test user list and watch ConfigMaps in ns.
+func grant(t *testing.T, env *kubeenv.Env, ns string) { allow(t, env, ns, "list", "watch") }
+
+// allow lets the test user do verbs on ConfigMaps in ns, through the Role setVerbs changes.
+func allow(t *testing.T, env *kubeenv.Env, ns string, verbs ...any) {
+	t.Helper()
+	create(t, rbac(t, env, ns, "roles"), &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": map[string]any{"name": "watch-cms"},
-		"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"configmaps"}, "verbs": []any{"list", "watch"}}},
+		"rules": []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"configmaps"}, "verbs": verbs}},
 	}})
-	create(t, rbac("rolebindings"), &unstructured.Unstructured{Object: map[string]any{
+	create(t, rbac(t, env, ns, "rolebindings"), &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": map[string]any{"name": "watch-cms"},
 		"roleRef":  map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "watch-cms"},
 		"subjects": []any{map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": env.UserName}},
 	}})
+}
+
+// setVerbs changes the verbs allow granted.
+func setVerbs(t *testing.T, env *kubeenv.Env, ns string, verbs ...string) {
+	t.Helper()
+	rules, _ := json.Marshal([]any{map[string]any{"apiGroups": []string{""}, "resources": []string{"configmaps"}, "verbs": verbs}})
+	patch(t, rbac(t, env, ns, "roles"), "watch-cms", fmt.Sprintf(`{"rules":%s}`, rules))
 }
 
 // observed is the gateway-client's /status.
