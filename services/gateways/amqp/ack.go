@@ -11,10 +11,12 @@ import (
 	"github.com/eventgate/eventgate/pkg/server"
 )
 
-// settlement is the fate of the delivery with tag on the acker's channel.
+// settlement is the fate of the delivery with tag on the acker's channel, or its rejection
+// (reject, without requeue) when it could not be made into an event.
 type settlement struct {
-	tag  uint64
-	fate server.Fate
+	tag    uint64
+	fate   server.Fate
+	reject bool
 }
 
 // acker settles the deliveries of one channel once their fate is known: Ack when the client
@@ -45,15 +47,21 @@ func newAcker(ch *amqp.Channel, prefetch int, log *slog.Logger) *acker {
 
 // onFate is the OnFate of the delivery with tag.
 func (a *acker) onFate(tag uint64) func(server.Fate) {
-	return func(f server.Fate) {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.over {
-			a.log.Debug("fate of a delivery of a closed channel: left to the broker, which requeued it", "deliveryTag", tag, "fate", f)
-			return
-		}
-		a.queue <- settlement{tag: tag, fate: f} // never blocks: see acker
+	return func(f server.Fate) { a.put(settlement{tag: tag, fate: f}) }
+}
+
+// reject has the delivery with tag rejected without requeue. It goes through run, as the
+// fates do, so that the acknowledgements up to a tag count it settled.
+func (a *acker) reject(tag uint64) { a.put(settlement{tag: tag, reject: true}) }
+
+func (a *acker) put(s settlement) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.over {
+		a.log.Debug("settlement of a delivery of a closed channel: left to the broker, which requeued it", "deliveryTag", s.tag, "fate", s.fate, "reject", s.reject)
+		return
 	}
+	a.queue <- s // never blocks: see acker
 }
 
 // run settles the queued fates until end is called, then those already queued, and returns.
@@ -84,21 +92,22 @@ func (a *acker) settleQueued(l *ledger, first settlement) error {
 		batch = append(batch, <-a.queue)
 	}
 	a.batch = batch
-	var acks, requeues []uint64
+	var acks []uint64
+	var nacks []settlement
 	for _, s := range batch {
-		if s.fate == server.FateDelivered || s.fate == server.FateDropped {
+		if !s.reject && (s.fate == server.FateDelivered || s.fate == server.FateDropped) {
 			acks = append(acks, s.tag)
 		} else {
-			requeues = append(requeues, s.tag)
+			nacks = append(nacks, s)
 		}
 	}
-	// Retry, lost: the broker delivers it again. Sent first, so that the Ack up to a tag
-	// does not cover them.
-	for _, tag := range requeues {
-		if err := a.ch.Nack(tag, false, true); err != nil {
-			return fmt.Errorf("requeue delivery %d: %w", tag, err)
+	// Retry, lost: the broker delivers it again; rejected: it dead-letters or drops it.
+	// Sent first, so that the Ack up to a tag does not cover them.
+	for _, s := range nacks {
+		if err := a.ch.Nack(s.tag, false, !s.reject); err != nil {
+			return fmt.Errorf("nack delivery %d (requeue %t): %w", s.tag, !s.reject, err)
 		}
-		l.settled(tag)
+		l.settled(s.tag)
 	}
 	upTo, single := l.acknowledge(acks)
 	if upTo > 0 {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/eventgate/eventgate/pkg/server"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/amqpenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -276,6 +278,91 @@ func TestAutoAckIsAtMostOnce(t *testing.T) {
 	waitReady(t, b.URL, queue, 0)
 	endCall(t, s)
 	expectOnly(t, gw, b, es, exchange, queue, nil, false)
+}
+
+// A delivery the acker rejects (one that could not be made into an event) goes to the
+// queue's dead-letter exchange, not back to the queue, and the Ack up to a later tag goes
+// out past it.
+func TestRejectDeadLetters(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	dlx, dlq := exchange+"-dead", queue+"-dead"
+	declareQueue(t, b.URL, dlx, "fanout", dlq, "")
+	declareQueueWith(t, b.URL, exchange, queue, amqp.Table{"x-dead-letter-exchange": dlx})
+	publish(t, b.URL, exchange, "k", texts(true, "ok-1", "bad", "ok-2")...)
+
+	conn, err := amqp.Dial(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := newAcker(ch, 10, slog.Default())
+	end, settled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(settled)
+		acks.run(end)
+	}()
+	for range 3 {
+		select {
+		case d := <-deliveries:
+			if string(d.Body) == "bad" {
+				acks.reject(d.DeliveryTag)
+			} else {
+				acks.onFate(d.DeliveryTag)(server.FateDelivered)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery within 10s")
+		}
+	}
+	close(end)
+	<-settled
+	conn.Close() // what is unacknowledged would go back to the queue
+
+	waitReady(t, b.URL, dlq, 1)
+	if ready, _ := queueState(t, b.URL, queue); ready != 0 {
+		t.Errorf("%d messages back in the queue, want none", ready)
+	}
+}
+
+// declareQueueWith declares a durable queue with arguments, bound to a durable direct
+// exchange with key k.
+func declareQueueWith(t testing.TB, url, exchange, queue string, args amqp.Table) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare(exchange, "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "k", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if conn, err := amqp.Dial(url); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				ch.QueueDelete(queue, false, false, false)
+				ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
 }
 
 func TestLedgerAcknowledgesThePrefixAtOnce(t *testing.T) {

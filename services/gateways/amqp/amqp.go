@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,9 +54,13 @@ func (g gateway) Parse(_, data string) (server.Source, error) {
 //	 "timestamp": "2026-01-02T15:04:05Z", "priority": 0, "deliveryMode": 2,
 //	 "deliveryTag": 7, "redelivered": false, "body": ...}
 //
-// Empty properties are left out. body is the message body: the JSON itself when the
-// source sets jsonBody and the body is JSON, otherwise the bytes in base64, so binary
-// bodies arrive intact. headers are the message's header table as JSON (byte arrays as
+// Empty properties are left out. timestamp, and a time in headers, is RFC 3339 for the
+// years 0-9999 it can write; a later or earlier time, valid in AMQP, is written the same way
+// with the year in full and signed, as ISO 8601 extends it ("+10000-01-01T00:00:00Z").
+// A header float that JSON has no number for is the string "NaN", "+Inf" or "-Inf"
+// (RabbitMQ refuses such a message, other brokers may not). body is the message body: the
+// JSON itself when the source sets jsonBody and the body is JSON, otherwise the bytes in
+// base64, so binary bodies arrive intact. headers are the message's header table as JSON (byte arrays as
 // base64). redelivered is true for a message the broker sent before and got back
 // unacknowledged: it may have reached the client already.
 type payload struct {
@@ -68,7 +75,7 @@ type payload struct {
 	Type            string         `json:"type,omitempty"`
 	AppID           string         `json:"appId,omitempty"`
 	UserID          string         `json:"userId,omitempty"`
-	Timestamp       time.Time      `json:"timestamp,omitzero"`
+	Timestamp       timestamp      `json:"timestamp,omitzero"`
 	Priority        uint8          `json:"priority,omitempty"`
 	DeliveryMode    uint8          `json:"deliveryMode,omitempty"`
 	DeliveryTag     uint64         `json:"deliveryTag"`
@@ -104,6 +111,10 @@ func (s *source) dialConfig(ctx context.Context) (amqp.Config, error) {
 	return dial, nil
 }
 
+// stableAfter is how long a session that handed nothing over must last for the reconnect
+// backoff to start over (see session).
+const stableAfter = time.Second
+
 // Start consumes until ctx ends, reconnecting per the backoff whenever the broker is lost.
 func (s *source) Start(ctx context.Context, emit server.Emit) error {
 	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
@@ -115,7 +126,12 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 // autoAck, a message is acknowledged once its fate is known (see acker): on a
 // StreamEventSource call when the client acknowledged the event, on StartEventSource at
 // hand-off. A message whose hand-off failed is requeued; what is unacknowledged when the
-// connection drops is requeued by the broker.
+// connection drops is requeued by the broker. A message that cannot be made into an event
+// is refused alone (see refuse): the session goes on.
+//
+// The backoff starts over (connected) once the session proved itself: a message handed
+// over, or stableAfter without a failure. A session that fails as soon as it consumes, at
+// every attempt, keeps backing off instead of reconnecting in a hot loop.
 func (s *source) session(ctx context.Context, emit server.Emit, connected func()) error {
 	log := server.LoggerFrom(ctx)
 	dial, err := s.dialConfig(ctx)
@@ -156,19 +172,28 @@ func (s *source) session(ctx context.Context, emit server.Emit, connected func()
 		// Before conn.Close: the fates known by then are settled on the open channel.
 		defer func() { close(end); <-settled }()
 	}
-	connected()
 	log.Info("consuming", "exchange", s.cfg.ExchangeName, "routingKey", s.cfg.RoutingKey, "queue", queue, "autoAck", o.autoAck, "prefetch", o.prefetch)
+	stable := time.NewTimer(stableAfter)
+	defer stable.Stop()
+	proven := stable.C // nil once connected was called
+	prove := func() {
+		if proven != nil {
+			proven = nil
+			connected()
+		}
+	}
 	for {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
 				return closedError(connClosed, chClosed)
 			}
-			var onFate func(server.Fate)
-			if acks != nil {
-				onFate = acks.onFate(d.DeliveryTag)
+			ev, err := s.event(d)
+			if err != nil {
+				refuse(log, acks, d, err)
+				continue
 			}
-			if err := s.send(ctx, emit, d, onFate); err != nil {
+			if err := s.send(ctx, emit, d, ev, acks); err != nil {
 				if !o.autoAck {
 					// Back to the queue for the next consumer or the next session.
 					if nerr := d.Nack(false, true); nerr != nil {
@@ -177,6 +202,9 @@ func (s *source) session(ctx context.Context, emit server.Emit, connected func()
 				}
 				return err
 			}
+			prove()
+		case <-proven:
+			prove()
 		case <-ackFailed:
 			return acks.failure()
 		case err := <-connClosed:
@@ -217,30 +245,55 @@ func (s *source) declare(ch *amqp.Channel) (string, error) {
 	return q.Name, nil
 }
 
-// send emits one delivery, whose fate goes to onFate; the error is the stream's, and means
-// it was not handed over.
-func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery, onFate func(server.Fate)) error {
+// event is the event of one delivery. Its error is the message's alone: every value a
+// valid AMQP message holds is encoded (see payload).
+func (s *source) event(d amqp.Delivery) (server.Event, error) {
 	ev, err := server.JSONEvent(payload{
 		Exchange: d.Exchange, RoutingKey: d.RoutingKey, ContentType: d.ContentType,
 		ContentEncoding: d.ContentEncoding, Headers: headers(d.Headers), MessageID: d.MessageId,
 		CorrelationID: d.CorrelationId, ReplyTo: d.ReplyTo, Type: d.Type, AppID: d.AppId,
-		UserID: d.UserId, Timestamp: d.Timestamp, Priority: d.Priority, DeliveryMode: d.DeliveryMode,
+		UserID: d.UserId, Timestamp: timestamp(d.Timestamp), Priority: d.Priority, DeliveryMode: d.DeliveryMode,
 		DeliveryTag: d.DeliveryTag, Redelivered: d.Redelivered, Body: server.MessageBody(d.Body, s.cfg.JSONBody),
 	})
 	if err != nil {
-		return err
+		return ev, err
 	}
-	ev.Time = d.Timestamp
+	// A CloudEvent's time is RFC 3339: a timestamp beyond it leaves the time of receipt.
+	if inRFC3339(d.Timestamp) {
+		ev.Time = d.Timestamp
+	}
 	ev.Metadata = tracing.Carry(nil, headerString(d.Headers, tracing.TraceParent), headerString(d.Headers, tracing.TraceState))
-	ev.OnFate = onFate
+	return ev, nil
+}
+
+// send emits the event of one delivery, whose fate goes to acks (nil with autoAck); the
+// error is the stream's, and means it was not handed over.
+func (s *source) send(ctx context.Context, emit server.Emit, d amqp.Delivery, ev server.Event, acks *acker) error {
+	if acks != nil {
+		ev.OnFate = acks.onFate(d.DeliveryTag)
+	}
 	if err := emit(ctx, ev); err != nil {
 		return fmt.Errorf("emit message %d: %w", d.DeliveryTag, err)
 	}
 	return nil
 }
 
+// refuse gives up on a delivery that cannot be made into an event. It is rejected without
+// requeue, so that the broker dead-letters it (to the queue's dead-letter exchange, if it
+// has one) or drops it: requeued, it would come first again, for ever, and block the queue.
+func refuse(log *slog.Logger, acks *acker, d amqp.Delivery, err error) {
+	attrs := []any{"deliveryTag", d.DeliveryTag, "messageId", d.MessageId, "routingKey", d.RoutingKey, "error", err}
+	if acks == nil {
+		log.Error("message dropped: it cannot be made into an event (autoAck: the broker forgot it already)", attrs...)
+		return
+	}
+	log.Error("message rejected: it cannot be made into an event (dead-lettered if the queue has a dead-letter exchange)", attrs...)
+	acks.reject(d.DeliveryTag)
+}
+
 // headers makes an AMQP table JSON-friendly: nested tables become objects, decimals
-// numbers; the rest (strings, numbers, booleans, times, byte arrays) JSON encodes itself.
+// numbers, times and the floats JSON has no number for are written as payload says; the
+// rest (strings, numbers, booleans, byte arrays) JSON encodes itself.
 func headers(t amqp.Table) map[string]any {
 	if len(t) == 0 {
 		return nil
@@ -268,9 +321,52 @@ func headerValue(v any) any {
 			f /= 10
 		}
 		return f
+	case time.Time:
+		return timestamp(v)
+	case float32:
+		return float(float64(v))
+	case float64:
+		return float(v)
 	default:
 		return v
 	}
+}
+
+// float is f, or for NaN and the infinities, which JSON has no number for, "NaN", "+Inf" or
+// "-Inf".
+func float(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return f
+}
+
+// timestamp is an AMQP time in JSON (see payload). AMQP carries seconds since 1970 in 64
+// bits; time.Time's own encoding fails outside of RFC 3339's years 0-9999, which would make
+// the message impossible to deliver.
+type timestamp time.Time
+
+func (t timestamp) IsZero() bool { return time.Time(t).IsZero() }
+
+func (t timestamp) MarshalJSON() ([]byte, error) {
+	tt := time.Time(t)
+	if !inRFC3339(tt) {
+		tt = tt.UTC() // its year may be, even so
+	}
+	if inRFC3339(tt) {
+		return tt.MarshalJSON()
+	}
+	s := tt.Format(time.RFC3339Nano) // the year in full, with a minus sign before 0
+	if tt.Year() > 9999 {
+		s = "+" + s
+	}
+	return strconv.AppendQuote(nil, s), nil
+}
+
+// inRFC3339 says whether RFC 3339 can write t: its year is 0-9999.
+func inRFC3339(t time.Time) bool {
+	y := t.Year()
+	return y >= 0 && y <= 9999
 }
 
 var errClosed = errors.New("closed")

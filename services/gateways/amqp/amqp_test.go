@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -118,10 +119,12 @@ func declareQueue(t testing.TB, url, exchange, kind, queue, key string) {
 	})
 }
 
-// received is the test's view of an event payload, with the body undecoded.
+// received is the test's view of an event payload, with the body undecoded and the
+// timestamp as written.
 type received struct {
 	payload
-	Body json.RawMessage `json:"body"`
+	Timestamp string          `json:"timestamp"`
+	Body      json.RawMessage `json:"body"`
 }
 
 // bytes is the body as sent.
@@ -144,6 +147,16 @@ func decode(t testing.TB, payload []byte) received {
 		t.Fatalf("payload %s: %v", payload, err)
 	}
 	return r
+}
+
+// parseTime reads an RFC 3339 timestamp of a payload.
+func parseTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("timestamp %q: %v", s, err)
+	}
+	return at
 }
 
 const probe = "probe"
@@ -238,13 +251,100 @@ func TestPayloadCarriesMetadataAndIntactBodies(t *testing.T) {
 			}
 			headers, _ := json.Marshal(r.Headers)
 			if r.Exchange != exchange || r.RoutingKey != "k" || r.ContentType != "application/octet-stream" || r.MessageID != "m-1" ||
-				r.CorrelationID != "c-1" || !r.Timestamp.Equal(at) || string(headers) != `{"n":7,"nested":{"ok":true},"trace":"abc"}` {
+				r.CorrelationID != "c-1" || !parseTime(t, r.Timestamp).Equal(at) || string(headers) != `{"n":7,"nested":{"ok":true},"trace":"abc"}` {
 				t.Errorf("metadata = %+v, headers %s", r.payload, headers)
 			}
 			if !ev.GetTime().AsTime().Equal(at) {
 				t.Errorf("event time %v, want the message's timestamp %v", ev.GetTime().AsTime(), at)
 			}
 		})
+	}
+}
+
+// Times valid in AMQP that JSON cannot carry as time.Time encodes them (before year 0 or
+// after 9999) are written in a form it can: the message is delivered, and the messages
+// after it are not stuck behind it.
+func TestTimesBeyondRFC3339AreDelivered(t *testing.T) {
+	b := amqpenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "direct", queue, "k")
+	future := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	past := time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC)
+	publish(t, b.URL, exchange, "k", amqp.Publishing{
+		Body: []byte("beyond"), Timestamp: future,
+		Headers: amqp.Table{"future": future, "past": past},
+	}, amqp.Publishing{Body: []byte("after")})
+	data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 10ms, factor: 1}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
+	s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "beyond", Data: data})
+
+	ev := s.Next(t, 10*time.Second)
+	r := decode(t, ev.GetPayload())
+	headers, _ := json.Marshal(r.Headers)
+	const wantHeaders = `{"future":"+10000-01-01T00:00:00Z","past":"-0001-12-31T23:59:59Z"}`
+	if r.text(t) != "beyond" || r.Timestamp != "+10000-01-01T00:00:00Z" || string(headers) != wantHeaders {
+		t.Errorf("got %q, timestamp %q, headers %s; want %q, %q, %s", r.text(t), r.Timestamp, headers, "beyond", "+10000-01-01T00:00:00Z", wantHeaders)
+	}
+	// A CloudEvent's time is RFC 3339: the event has the time it was received at.
+	if at := ev.GetTime().AsTime(); time.Since(at).Abs() > time.Minute {
+		t.Errorf("event time %v, want about now", at)
+	}
+	if got := decode(t, s.Next(t, 10*time.Second).GetPayload()).text(t); got != "after" {
+		t.Errorf("next event %q, want %q", got, "after")
+	}
+}
+
+// NaN and infinite floats are valid AMQP header values, which RabbitMQ refuses to route but
+// other brokers may deliver: JSON has no number for them, so they are strings.
+func TestHeaderFloatsJSONHasNoNumberFor(t *testing.T) {
+	h := headers(amqp.Table{"nan": math.NaN(), "minusInf": math.Inf(-1), "inf32": float32(math.Inf(1)), "f": 1.5, "in": []any{math.NaN()}})
+	got, err := json.Marshal(h)
+	if want := `{"f":1.5,"in":["NaN"],"inf32":"+Inf","minusInf":"-Inf","nan":"NaN"}`; err != nil || string(got) != want {
+		t.Errorf("headers = %s (%v), want %s", got, err, want)
+	}
+}
+
+// A session that fails as soon as it consumes (here every hand-off fails) did not show that
+// the source works: the waits between its attempts grow per the backoff, where starting over
+// at each attempt would reconnect in a hot loop.
+func TestSessionFailingAtOnceBacksOff(t *testing.T) {
+	b := amqpenv.Start(t)
+	exchange, queue := names(t)
+	declareQueue(t, b.URL, exchange, "direct", queue, "k")
+	publish(t, b.URL, exchange, "k", texts(true, "msg")...)
+	src, err := gateway{}.Parse("failing", fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 20ms, factor: 2}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var attempts []time.Time
+	emit := func(context.Context, server.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts = append(attempts, time.Now())
+		return errors.New("stream broke before the hand-off")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Start(ctx, emit) }()
+	const n = 6
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(attempts) < n {
+			return fmt.Errorf("%d hand-offs attempted, want %d", len(attempts), n)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Waits of 20, 40, 80, 160 and 320 ms; 20 ms each when the backoff starts over.
+	if gap := attempts[n-1].Sub(attempts[n-2]); gap < 300*time.Millisecond {
+		t.Errorf("%v between the last two sessions, want at least 320ms (the 5th wait); attempts at %v", gap, attempts)
 	}
 }
 

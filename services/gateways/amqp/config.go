@@ -61,6 +61,20 @@ type QueueDeclare struct {
 	Exclusive *bool `json:"exclusive,omitempty"`
 }
 
+func (q *QueueDeclare) validate(errs *config.Errors) {
+	if strings.HasPrefix(q.Name, "amq.") {
+		errs.Addf("amqp.queueDeclare.name", "%q is reserved by the broker (amq.*)", q.Name)
+	}
+	// Each connection declares a new server-named queue: one that is neither exclusive
+	// nor auto-deleted outlives it, bound to the exchange, with no consumer, and collects
+	// its messages for ever.
+	if q.Name == "" && q.Exclusive != nil && !*q.Exclusive && !q.AutoDelete {
+		errs.Addf("amqp.queueDeclare.name", "is required with exclusive: false (unless autoDelete: true): "+
+			"each connection would leave a server-named queue behind, collecting messages for ever; "+
+			"for at least once, name a durable queue (queueDeclare: {name: NAME, durable: true})")
+	}
+}
+
 // Consume are the options of the consumer.
 type Consume struct {
 	ConsumerTag string `json:"consumerTag,omitempty"`
@@ -119,8 +133,8 @@ func (c *Config) Validate() error {
 		// amqp091 dials an amqp:// URL without TLS, whatever the TLS configuration.
 		errs.Addf("amqp.tls", "is set but url %q is not a TLS scheme (amqp:// connects without TLS): use amqps://", config.RedactURLs(c.URL))
 	}
-	if q := c.QueueDeclare; q != nil && strings.HasPrefix(q.Name, "amq.") {
-		errs.Addf("amqp.queueDeclare.name", "%q is reserved by the broker (amq.*)", q.Name)
+	if q := c.QueueDeclare; q != nil {
+		q.validate(&errs)
 	}
 	if cs := c.Consume; cs != nil && (cs.Prefetch < 0 || cs.Prefetch > 65535) {
 		errs.Addf("amqp.consume.prefetch", "must be 0-65535, got %d", cs.Prefetch)
