@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,8 +31,9 @@ const (
 	// pingInterval finds a silently dead connection (no RST from a vanished broker) within
 	// about two pings, instead of the library's default of minutes.
 	pingInterval = 20 * time.Second
-	// dropLogInterval is the least time between two logs of dropped messages.
-	dropLogInterval = time.Second
+	// dropCheckInterval is how often a subscription's drops are counted and logged: at most
+	// one log per interval, however many messages an overloaded source drops.
+	dropCheckInterval = time.Second
 )
 
 // gateway subscribes to NATS subjects. The zero value is not usable: see newGateway.
@@ -139,30 +141,16 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 		s.gw.subscribed(sub)
 	}
 	connected()
+	stopDrops := watchDrops(sub, log)
+	defer stopDrops()
 
-	// Drops are counted at the next message that gets through: the library reports
-	// ErrSlowConsumer only for some of them (once per episode, and not at all when a message
-	// got queued in between), while its counter sees them all. At most one log a second:
-	// an overloaded source would otherwise log at every message.
-	var droppedSeen int
-	var loggedAt time.Time
-	countDrops := func() {
-		total, err := sub.Dropped()
-		if err != nil || total == droppedSeen || time.Since(loggedAt) < dropLogInterval {
-			return
-		}
-		log.Warn("client too slow: NATS messages dropped", "dropped", total-droppedSeen, "droppedSinceConnect", total)
-		droppedSeen, loggedAt = total, time.Now()
-	}
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		switch {
 		case err == nil:
-			countDrops()
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, nats.ErrSlowConsumer):
-			countDrops()
+		case errors.Is(err, nats.ErrSlowConsumer): // counted by watchDrops
 			continue
 		default:
 			if cause := nc.LastError(); cause != nil && !errors.Is(err, cause) {
@@ -181,6 +169,42 @@ func (s *source) session(ctx context.Context, connected func(), emit server.Emit
 	}
 }
 
+// watchDrops logs the messages sub drops, every dropCheckInterval while they are dropped and
+// once more when the returned stop is called (before the connection closes, which takes the
+// count with it). The library reports ErrSlowConsumer only for some drops (once per
+// episode, and not at all when a message got queued in between), and a source blocked on
+// a slow client reads nothing: its counter, read on a clock, sees them all.
+func watchDrops(sub *nats.Subscription, log *slog.Logger) (stop func()) {
+	var seen int // the drops logged so far; the watcher's, then stop's
+	report := func() {
+		total, err := sub.Dropped()
+		if err != nil || total == seen {
+			return
+		}
+		log.Warn("client too slow: NATS messages dropped", "dropped", total-seen, "droppedSinceConnect", total)
+		seen = total
+	}
+	end, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(dropCheckInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				report()
+			case <-end:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(end)
+		<-done
+		report()
+	}
+}
+
 // options builds the connection options; TLS files and secrets are read per connection, so
 // renewed certificates and rotated credentials are picked up at the next reconnect.
 func (s *source) options(ctx context.Context) ([]nats.Option, error) {
@@ -194,7 +218,7 @@ func (s *source) options(ctx context.Context) ([]nats.Option, error) {
 		nats.PingInterval(pingInterval),
 		nats.PermissionErrOnSubscribe(true),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if !errors.Is(err, nats.ErrSlowConsumer) { // counted in session
+			if !errors.Is(err, nats.ErrSlowConsumer) { // counted by watchDrops
 				log.Warn("NATS error", "error", err)
 			}
 		}),

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -328,6 +330,94 @@ func TestSlowClientDropsAreCounted(t *testing.T) {
 	})
 	dropped, _ := sub.Dropped()
 	t.Logf("published %d, delivered %d, dropped and counted %d", n, got, dropped)
+}
+
+// overflow starts a core NATS source with room for 16 messages on a call that reads
+// nothing, and publishes more than the call and the source can hold: the source, blocked on
+// the call, drops the rest. It returns the subscription, the logs, and a func that ends
+// the call.
+func overflow(t *testing.T) (*nats.Subscription, *testenv.SyncBuffer, context.CancelFunc) {
+	t.Helper()
+	url := natsenv.Start(t, -1)
+	subs := make(chan *nats.Subscription, 1)
+	gw := newGateway()
+	gw.pendingMsgs = 16
+	gw.subscribed = func(s *nats.Subscription) { subs <- s }
+	logs, withLogs := testenv.CaptureLogs(t)
+	server := testenv.StartGateway(t, gw, withLogs)
+	ctx, cancel := context.WithCancel(t.Context())
+	if _, err := server.Client.StartEventSource(ctx, &gateways.EventSource{Name: "slow", Data: "url: " + url + "\nsubject: slow"}); err != nil {
+		t.Fatal(err)
+	}
+	var sub *nats.Subscription
+	select {
+	case sub = <-subs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("source did not subscribe")
+	}
+	nc := connect(t, url)
+	body := bytes.Repeat([]byte("x"), 1000)
+	for range 2000 {
+		if err := nc.Publish("slow", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if d, _ := sub.Dropped(); d == 0 {
+			return errors.New("nothing dropped yet")
+		}
+		return nil
+	})
+	return sub, logs, cancel
+}
+
+var dropReport = regexp.MustCompile(`msg="client too slow: NATS messages dropped" .*\bdropped=(\d+) droppedSinceConnect=(\d+)`)
+
+// loggedDrops sums the drops logs report, and says the total the last report gave.
+func loggedDrops(t testing.TB, logs *testenv.SyncBuffer) (sum, last int) {
+	t.Helper()
+	for _, m := range dropReport.FindAllStringSubmatch(logs.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		sum += n
+		last, _ = strconv.Atoi(m[2])
+	}
+	return sum, last
+}
+
+// Drops are logged while the source is blocked on a slow client, when no message gets
+// through: every drop is in a log within seconds.
+func TestDropsAreLoggedWhileNothingGetsThrough(t *testing.T) {
+	sub, logs, _ := overflow(t)
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		dropped, err := sub.Dropped()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if logged, _ := loggedDrops(t, logs); logged != dropped {
+			return fmt.Errorf("logged %d dropped messages, the subscription dropped %d", logged, dropped)
+		}
+		return nil
+	})
+}
+
+// The drops not logged yet when the call ends are logged then: the count goes with the
+// connection.
+func TestDropsAreLoggedWhenTheSessionEnds(t *testing.T) {
+	sub, logs, endCall := overflow(t)
+	dropped, err := sub.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endCall()
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if logged, last := loggedDrops(t, logs); logged < dropped || logged != last {
+			return fmt.Errorf("logged %d dropped messages (last report: %d since connect), the subscription dropped at least %d", logged, last, dropped)
+		}
+		return nil
+	})
 }
 
 // The whole path: broker -> gateway server -> the real gateway-client -> a sensor, with a
