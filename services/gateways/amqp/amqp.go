@@ -38,7 +38,11 @@ func (g gateway) Parse(_, data string) (server.Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("amqp.tls: %w", err)
 	}
-	return &source{cfg: *cfg, opts: cfg.settings(), secrets: g.secrets, dial: amqp.Config{
+	var queueArgs amqp.Table
+	if q := cfg.QueueDeclare; q != nil {
+		queueArgs, _, _ = q.Arguments.table() // valid: Parse validated it
+	}
+	return &source{cfg: *cfg, opts: cfg.settings(), queueArgs: queueArgs, secrets: g.secrets, dial: amqp.Config{
 		TLSClientConfig: tc,
 		Heartbeat:       10 * time.Second,
 		Dial:            amqp.DefaultDial(10 * time.Second),
@@ -84,10 +88,12 @@ type payload struct {
 }
 
 type source struct {
-	cfg     Config
-	opts    settings
-	dial    amqp.Config
-	secrets secret.Store
+	cfg  Config
+	opts settings
+	// queueArgs are queueDeclare.arguments as the declaration sends them.
+	queueArgs amqp.Table
+	dial      amqp.Config
+	secrets   secret.Store
 }
 
 // dialConfig is the configuration of one connection: with a passwordSecret, the URL's user
@@ -116,10 +122,51 @@ func (s *source) dialConfig(ctx context.Context) (amqp.Config, error) {
 const stableAfter = time.Second
 
 // Start consumes until ctx ends, reconnecting per the backoff whenever the broker is lost.
+//
+// A declaration the broker refuses because the exchange or queue exists with other
+// properties (see mismatchError) is no lost connection: it is logged as the configuration
+// problem it is, and tried again per the backoff too, as an operator may change the queue,
+// but without being reported as "connection lost" (server.Reconnect's message).
 func (s *source) Start(ctx context.Context, emit server.Emit) error {
+	log := server.LoggerFrom(ctx)
 	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
-		return s.session(ctx, emit, connected)
+		for attempt := 0; ; attempt++ {
+			err := s.session(ctx, emit, connected)
+			var mismatch *mismatchError
+			if ctx.Err() != nil || !errors.As(err, &mismatch) {
+				return err
+			}
+			wait := s.cfg.Backoff.Delay(attempt)
+			log.Error("declaration refused: the broker's exchange or queue does not match the configuration; declaring again",
+				"error", err, "retryIn", wait.Round(time.Millisecond), "attempt", attempt+2)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+		}
 	})
+}
+
+// mismatchError is a declaration the broker refused with 406 PRECONDITION_FAILED: the
+// exchange or queue exists with other properties or arguments (RabbitMQ: "inequivalent
+// arg"), or they are not valid together. Its message names what was declared, carries the
+// broker's reason and says what to change.
+type mismatchError struct{ msg string }
+
+func (e *mismatchError) Error() string { return e.msg }
+
+// declareError is the error of declaring kind ("exchange", "queue") name, which the
+// configuration's field options declares.
+func declareError(kind, name, options string, err error) error {
+	var aerr *amqp.Error
+	if errors.As(err, &aerr) && aerr.Code == amqp.PreconditionFailed {
+		return &mismatchError{fmt.Sprintf("declare %s %q: the broker refuses: %s; set %s to match the existing %s",
+			kind, name, aerr.Reason, options, kind)}
+	}
+	return fmt.Errorf("declare %s %q: %w", kind, name, err)
 }
 
 // session is one connection: declare, bind, consume, and hand each message over. Without
@@ -232,12 +279,12 @@ func (s *source) declare(ch *amqp.Channel) (string, error) {
 	if !strings.HasPrefix(s.cfg.ExchangeName, "amq.") {
 		err := ch.ExchangeDeclare(s.cfg.ExchangeName, s.cfg.ExchangeType, o.exchangeDurable, o.exchangeAutoDelete, o.exchangeInternal, false, nil)
 		if err != nil {
-			return "", fmt.Errorf("declare exchange %q: %w", s.cfg.ExchangeName, err)
+			return "", declareError("exchange", s.cfg.ExchangeName, "exchangeType and exchangeDeclare", err)
 		}
 	}
-	q, err := ch.QueueDeclare(o.queue, o.queueDurable, o.queueAutoDelete, o.queueExclusive, false, nil)
+	q, err := ch.QueueDeclare(o.queue, o.queueDurable, o.queueAutoDelete, o.queueExclusive, false, s.queueArgs)
 	if err != nil {
-		return "", fmt.Errorf("declare queue %q: %w", o.queue, err)
+		return "", declareError("queue", o.queue, "queueDeclare", err)
 	}
 	if err := ch.QueueBind(q.Name, s.cfg.RoutingKey, s.cfg.ExchangeName, false, nil); err != nil {
 		return "", fmt.Errorf("bind queue %q to exchange %q with key %q: %w", q.Name, s.cfg.ExchangeName, s.cfg.RoutingKey, err)

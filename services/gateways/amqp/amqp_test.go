@@ -552,3 +552,76 @@ func TestGatewayStoppingMidHandOffLosesNothing(t *testing.T) {
 		t.Errorf("the second gateway began with %q (redelivered %t), want msg-003 redelivered", rest[0], events[0].Redelivered)
 	}
 }
+
+// A named queue that exists with arguments (a quorum queue, a dead-letter exchange) is
+// consumed when queueDeclare.arguments match them, in YAML or as Argo's JSON string.
+func TestQueueDeclareArgumentsMatchAnExistingQueue(t *testing.T) {
+	b := amqpenv.Start(t)
+	gw := testenv.StartGateway(t, gateway{})
+	for _, tc := range []struct {
+		name, yaml string
+		args       amqp.Table
+	}{
+		{"quorum queue", "{x-queue-type: quorum}", amqp.Table{"x-queue-type": "quorum"}},
+		{"dead-letter exchange and ttl", "{x-dead-letter-exchange: dlx, x-message-ttl: 60000}", amqp.Table{"x-dead-letter-exchange": "dlx", "x-message-ttl": int64(60000)}},
+		{"Argo's JSON string", `'{"x-dead-letter-exchange": "dlx"}'`, amqp.Table{"x-dead-letter-exchange": "dlx"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			exchange, queue := names(t)
+			declareQueueWith(t, b.URL, exchange, queue, tc.args)
+			publish(t, b.URL, exchange, "k", texts(true, "m1")...)
+			data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 100ms, factor: 1}\nqueueDeclare: {name: %s, durable: true, arguments: %s}", b.URL, exchange, queue, tc.yaml)
+			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "args", Data: data})
+			if got := readN(t, s, 1); got[0] != "m1" {
+				t.Errorf("got %q, want m1", got)
+			}
+		})
+	}
+}
+
+// Without the arguments the queue has, the broker refuses the declaration: that is logged as
+// the configuration problem it is, naming the queue and with the broker's reason, not as a
+// lost connection, and declared again per the backoff, so that once the queue is fixed (here
+// deleted by an operator, and so declared by the source) the source consumes.
+func TestExistingQueueMismatchIsReportedAndRetried(t *testing.T) {
+	b := amqpenv.Start(t)
+	for _, tc := range []struct {
+		name, arg string
+		args      amqp.Table
+	}{
+		{"quorum queue", "x-queue-type", amqp.Table{"x-queue-type": "quorum"}},
+		{"dead-letter exchange", "x-dead-letter-exchange", amqp.Table{"x-dead-letter-exchange": "dlx"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs, opt := testenv.CaptureLogs(t)
+			gw := testenv.StartGateway(t, gateway{}, opt)
+			exchange, queue := names(t)
+			declareQueueWith(t, b.URL, exchange, queue, tc.args)
+			data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 100ms, factor: 1}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
+			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "mismatch", Data: data})
+
+			// slog's text handler quotes the error, and the quotes in it.
+			want := fmt.Sprintf(`declare queue \"%s\": the broker refuses: PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s'`, queue, tc.arg, queue)
+			testenv.WaitLogged(t, logs, want, 2, 10*time.Second)
+			testenv.WaitLogged(t, logs, "set queueDeclare to match the existing queue", 2, time.Second)
+			testenv.WaitLogged(t, logs, "declaration refused: the broker's exchange or queue does not match the configuration", 2, time.Second)
+			if strings.Contains(logs.String(), "connection lost") {
+				t.Errorf("the refused declaration is logged as a lost connection:\n%s", logs)
+			}
+
+			conn, err := amqp.Dial(b.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ch, err := conn.Channel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
+				t.Fatal(err)
+			}
+			waitConsuming(t, b.URL, exchange, "k", s)
+		})
+	}
+}

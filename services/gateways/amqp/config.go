@@ -1,7 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -59,6 +65,120 @@ type QueueDeclare struct {
 	AutoDelete bool   `json:"autoDelete,omitempty"`
 	// Exclusive defaults to true for a server-named queue and false for a named one.
 	Exclusive *bool `json:"exclusive,omitempty"`
+	// Arguments are the queue's x-arguments, as in Argo Events v1 (queueDeclare.arguments):
+	// {x-queue-type: quorum, x-dead-letter-exchange: dlx, x-message-ttl: 60000}. A queue
+	// that exists already is declared with the arguments it has, or the broker refuses the
+	// declaration (PRECONDITION_FAILED) and the source cannot consume.
+	Arguments Arguments `json:"arguments,omitempty"`
+}
+
+// Arguments are a declaration's x-arguments: names to strings, numbers, booleans, lists and
+// maps, written as a YAML map. Argo Events v1 has a string holding a JSON object instead
+// (arguments: '{"x-queue-type": "quorum"}'), which a YAML user would not expect to write;
+// that string is read too, so that Argo's configurations keep working. Whole numbers go to
+// the broker as integers (RabbitMQ refuses x-max-length or x-message-ttl as a float).
+type Arguments map[string]any
+
+func (a *Arguments) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	argo := len(data) > 0 && data[0] == '"'
+	if argo {
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		if strings.TrimSpace(s) == "" {
+			*a = nil
+			return nil
+		}
+		data = []byte(s)
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber() // integers stay integers (see table)
+	var m map[string]any
+	err := d.Decode(&m)
+	if err == nil && d.More() {
+		err = errors.New("text after the JSON object")
+	}
+	if err != nil {
+		if argo {
+			return fmt.Errorf("arguments: a string must hold a JSON object (Argo Events v1's form): %v", err)
+		}
+		return fmt.Errorf("arguments: must be a map of x-arguments, e.g. {x-queue-type: quorum}: %v", err)
+	}
+	*a = m
+	return nil
+}
+
+// table is a as the AMQP table the declaration sends, or the first value that cannot be
+// one, with its argument's name.
+func (a Arguments) table() (amqp.Table, string, error) {
+	if len(a) == 0 {
+		return nil, "", nil
+	}
+	t := make(amqp.Table, len(a))
+	for _, k := range slices.Sorted(maps.Keys(a)) {
+		v, err := argValue(a[k])
+		if err == nil {
+			// The library's own check of what it can encode, on this argument alone; its
+			// "table field NAME" goes, as the error's path names the argument.
+			if verr := (amqp.Table{k: v}).Validate(); verr != nil {
+				err = errors.New(strings.TrimPrefix(verr.Error(), fmt.Sprintf("table field %q ", k)))
+			}
+		}
+		if err == nil && len(k) > 255 {
+			err = fmt.Errorf("name is %d bytes, AMQP allows 255", len(k))
+		}
+		if err != nil {
+			return nil, k, err
+		}
+		t[k] = v
+	}
+	return t, "", nil
+}
+
+// argValue is the AMQP value of a decoded JSON value: an integer as int64, another number
+// as float64, a map as a table.
+func argValue(v any) (any, error) {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i, nil
+		}
+		if !strings.ContainsAny(v.String(), ".eE") {
+			return nil, fmt.Errorf("integer %s is out of range (64 bits)", v)
+		}
+		f, err := v.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("number %s is out of range", v)
+		}
+		return f, nil
+	case map[string]any:
+		t := make(amqp.Table, len(v))
+		for k, e := range v {
+			if len(k) > 255 {
+				return nil, fmt.Errorf("key %.20q... is %d bytes, AMQP allows 255", k, len(k))
+			}
+			ev, err := argValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			t[k] = ev
+		}
+		return t, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			ev, err := argValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			out[i] = ev
+		}
+		return out, nil
+	default: // string, bool, nil (a void field); the rest Validate refuses
+		return v, nil
+	}
 }
 
 func (q *QueueDeclare) validate(errs *config.Errors) {
@@ -72,6 +192,21 @@ func (q *QueueDeclare) validate(errs *config.Errors) {
 		errs.Addf("amqp.queueDeclare.name", "is required with exclusive: false (unless autoDelete: true): "+
 			"each connection would leave a server-named queue behind, collecting messages for ever; "+
 			"for at least once, name a durable queue (queueDeclare: {name: NAME, durable: true})")
+	}
+	if _, key, err := q.Arguments.table(); err != nil {
+		errs.Addf("amqp.queueDeclare.arguments."+key, "%v", err)
+	}
+	// RabbitMQ's replicated queue types refuse any other declaration, with a
+	// PRECONDITION_FAILED that would only show once connected.
+	if typ, _ := q.Arguments["x-queue-type"].(string); typ == "quorum" || typ == "stream" {
+		exclusive := q.Name == ""
+		if q.Exclusive != nil {
+			exclusive = *q.Exclusive
+		}
+		if q.Name == "" || !q.Durable || exclusive || q.AutoDelete {
+			errs.Addf("amqp.queueDeclare", "a %s queue must be named, durable, not exclusive and not autoDelete: "+
+				"queueDeclare: {name: NAME, durable: true, arguments: {x-queue-type: %s}}", typ, typ)
+		}
 	}
 }
 

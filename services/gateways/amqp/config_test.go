@@ -3,8 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/eventgate/eventgate/pkg/config"
 	"github.com/eventgate/eventgate/pkg/testenv"
@@ -25,6 +29,10 @@ func TestConfigValidation(t *testing.T) {
 		{Name: "password from a secret", Data: "url: amqp://gateway@h:5672/vhost\nexchangeName: e\nexchangeType: topic\npasswordSecret: {name: amqp-creds, key: password}"},
 		{Name: "all options", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\njsonBody: true\nexchangeDeclare: {durable: false, autoDelete: true, internal: false}\nqueueDeclare: {Name: q, durable: true, autoDelete: false, exclusive: false}\nconsume: {consumerTag: t, autoAck: true, exclusive: true, prefetch: 10}"},
 
+		{Name: "queue arguments", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare:\n  name: q\n  durable: true\n  arguments:\n    x-queue-type: quorum\n    x-dead-letter-exchange: dlx\n    x-delivery-limit: 5\n    x-custom: {list: [1, 2.5, a, true], 'null': null}"},
+		{Name: "queue arguments as Argo's JSON string", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, durable: true, arguments: '{\"x-queue-type\": \"quorum\"}'}"},
+		{Name: "queue arguments, empty string", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: ''}"},
+
 		{Name: "bad URL scheme", Data: "url: http://h/\nexchangeName: e\nexchangeType: topic", WantErr: `amqp.url: "http://h/" is not an AMQP URL: AMQP scheme must be either 'amqp://' or 'amqps://'`},
 		{Name: "bad URL hides the password", Data: "url: 'ftp://u:secret@h/'\nexchangeName: e\nexchangeType: topic", WantErr: `amqp.url: "ftp://u:xxxxx@h/" is not an AMQP URL`},
 		{Name: "missing URL", Data: "exchangeName: e\nexchangeType: topic", WantErr: "amqp.url: is required"},
@@ -40,6 +48,18 @@ func TestConfigValidation(t *testing.T) {
 		{Name: "server-named non-exclusive auto-delete queue", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {exclusive: false, autoDelete: true}"},
 		{Name: "server-named non-exclusive queue", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {exclusive: false, durable: true}",
 			WantErr: "amqp.queueDeclare.name: is required with exclusive: false (unless autoDelete: true): each connection would leave a server-named queue behind, collecting messages for ever; for at least once, name a durable queue (queueDeclare: {name: NAME, durable: true})"},
+		{Name: "queue arguments not a map", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: [x-queue-type, quorum]}",
+			WantErr: `amqp: invalid configuration: arguments: must be a map of x-arguments, e.g. {x-queue-type: quorum}: `},
+		{Name: "queue arguments string not JSON", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: 'x-queue-type=quorum'}",
+			WantErr: `amqp: invalid configuration: arguments: a string must hold a JSON object (Argo Events v1's form): `},
+		{Name: "queue argument integer out of range", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: {x-max-length: 18446744073709551615}}",
+			WantErr: `amqp.queueDeclare.arguments.x-max-length: integer 18446744073709551615 is out of range (64 bits)`},
+		{Name: "queue argument name too long", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: {x-" + strings.Repeat("a", 254) + ": 1}}",
+			WantErr: "amqp.queueDeclare.arguments.x-" + strings.Repeat("a", 254) + ": name is 256 bytes, AMQP allows 255"},
+		{Name: "quorum queue not durable", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, arguments: {x-queue-type: quorum}}",
+			WantErr: "amqp.queueDeclare: a quorum queue must be named, durable, not exclusive and not autoDelete: queueDeclare: {name: NAME, durable: true, arguments: {x-queue-type: quorum}}"},
+		{Name: "server-named quorum queue", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {durable: true, arguments: '{\"x-queue-type\": \"quorum\"}'}",
+			WantErr: "amqp.queueDeclare: a quorum queue must be named"},
 		{Name: "prefetch out of range", Data: "url: amqp://h\nexchangeName: e\nexchangeType: topic\nconsume: {prefetch: -1}", WantErr: "amqp.consume.prefetch: must be 0-65535, got -1"},
 		{Name: "TLS with an amqp URL", Data: "url: amqp://h:5672/\nexchangeName: e\nexchangeType: topic\ntls: {}", WantErr: `amqp.tls: is set but url "amqp://h:5672/" is not a TLS scheme (amqp:// connects without TLS): use amqps://`},
 		{Name: "TLS with an amqp URL, password hidden", Data: "url: amqp://u:secret@h/\nexchangeName: e\nexchangeType: topic\ntls: {insecureSkipVerify: true}", WantErr: `amqp.tls: is set but url "amqp://u:xxxxx@h/" is not a TLS scheme (amqp:// connects without TLS): use amqps://`},
@@ -53,6 +73,56 @@ func TestConfigValidation(t *testing.T) {
 		},
 	}
 	testenv.ExpectParse(t, gateway{}.Parse, tests)
+}
+
+// Arguments are checked with the library's own Table.Validate, so that a value it could not
+// encode is refused with its name instead of failing every declaration. A YAML configuration
+// holds only values it can encode (see Arguments); these are a Config built in Go.
+func TestQueueArgumentsValidation(t *testing.T) {
+	base := Config{URL: "amqp://h", ExchangeName: "e", ExchangeType: "topic"}
+	for _, tc := range []struct {
+		name    string
+		args    Arguments
+		wantErr string
+	}{
+		{"AMQP values", Arguments{"s": "x", "i": int64(1), "f": 1.5, "b": true, "n": nil, "t": amqp.Table{"l": []any{int32(1)}}}, ""},
+		{"unsigned 64 bits", Arguments{"x-max-length": uint64(1)}, "amqp.queueDeclare.arguments.x-max-length: value uint64 not supported"},
+		{"a Go map in a list", Arguments{"x-list": []any{map[int]string{1: "a"}}}, "amqp.queueDeclare.arguments.x-list: in array value map[int]string not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base
+			c.QueueDeclare = &QueueDeclare{Name: "q", Arguments: tc.args}
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.wantErr {
+				t.Fatalf("Validate = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// What the declaration sends: whole numbers as integers (RabbitMQ refuses a float for
+// x-max-length and the like), maps as tables, from a YAML map or Argo's JSON string alike.
+func TestQueueArgumentsTable(t *testing.T) {
+	want := amqp.Table{"x-queue-type": "quorum", "x-max-length": int64(1000), "x-ratio": 0.5, "x-t": amqp.Table{"l": []any{int64(1), "a"}}}
+	for _, args := range []string{
+		"{x-queue-type: quorum, x-max-length: 1000, x-ratio: 0.5, x-t: {l: [1, a]}}",
+		`'{"x-queue-type": "quorum", "x-max-length": 1000, "x-ratio": 0.5, "x-t": {"l": [1, "a"]}}'`,
+		"{x-queue-type: quorum, x-max-length: 1e3, x-ratio: 0.5, x-t: {l: [1.0, a]}}",
+	} {
+		src, err := gateway{}.Parse("x", "url: amqp://h\nexchangeName: e\nexchangeType: topic\nqueueDeclare: {name: q, durable: true, arguments: "+args+"}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := src.(*source).queueArgs; !reflect.DeepEqual(got, want) {
+			t.Errorf("arguments %s: table = %#v, want %#v", args, got, want)
+		}
+	}
 }
 
 func TestConfigDefaults(t *testing.T) {
