@@ -82,8 +82,7 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 func (s *source) nextFiring(last time.Time) time.Time {
 	at := s.plan.next(last)
 	for !at.IsZero() && s.plan.excluded[dateOf(at)] {
-		y, m, d := at.Date()
-		at = s.plan.firstFrom(time.Date(y, m, d+1, 0, 0, 0, 0, at.Location()))
+		at = s.plan.firstFrom(startOfNextDay(at))
 	}
 	return at
 }

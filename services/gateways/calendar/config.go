@@ -13,9 +13,12 @@ import (
 // Config is one calendar event source: every Argo Events v0.10 field, plus exclusionDates.
 type Config struct {
 	// Schedule is a 5-field cron expression (or a descriptor such as @hourly); it wins over
-	// Interval when both are set, as in v0.10.
+	// Interval when both are set, as in v0.10, and Interval is then not read. When the
+	// clocks change, a schedule that runs every hour fires by real time; one at fixed times
+	// of day fires a repeated time once and a skipped one at the change (see cronSchedule).
+	// "@every <duration>" is read as an Interval.
 	Schedule string `json:"schedule,omitempty"`
-	// Interval is a Go duration between events ("10s").
+	// Interval is a positive Go duration between events ("10s", "1.5s").
 	Interval string `json:"interval,omitempty"`
 	// Recurrence holds RFC 5545 lines; "EXDATE:" lines list days on which no event fires
 	// (20060102T150405Z, 20060102T150405 or 20060102, comma separated). Other lines are
@@ -69,37 +72,16 @@ func (c *Config) compile(now time.Time) (*plan, error) {
 		}
 	}
 
-	var interval time.Duration
-	if c.Interval != "" {
-		d, err := time.ParseDuration(c.Interval)
-		switch {
-		case err != nil:
-			errs.Addf("calendar.interval", "%q is not a duration such as 10s or 1m30s", c.Interval)
-		case d <= 0:
-			errs.Addf("calendar.interval", "must be positive, got %s", c.Interval)
-		default:
-			interval = d
-		}
-	}
-
 	switch {
 	case c.Schedule != "":
-		sched, err := cronParser.Parse(c.Schedule)
-		if err != nil {
-			errs.Addf("calendar.schedule", "%q is not a 5-field cron expression: %v", c.Schedule, err)
-			break
+		// As in v0.10, interval is then not read at all: a leftover one, even one that is
+		// not a duration, is ignored.
+		p.useSchedule(&errs, c.Schedule, now)
+	case c.Interval != "":
+		if d, ok := parseInterval(&errs, "calendar.interval", "", c.Interval); ok {
+			p.useInterval(d)
 		}
-		if sched.Next(now.In(p.location)).IsZero() {
-			errs.Addf("calendar.schedule", "%q never fires", c.Schedule)
-			break
-		}
-		p.next = sched.Next
-		p.firstFrom = func(t time.Time) time.Time { return sched.Next(t.Add(-time.Nanosecond)) }
-	case interval > 0:
-		// Not cron.ConstantDelaySchedule: it rounds to whole seconds.
-		p.next = func(after time.Time) time.Time { return after.Add(interval) }
-		p.firstFrom = func(t time.Time) time.Time { return t }
-	case c.Interval == "":
+	default:
 		errs.Addf("calendar", "one of schedule or interval is required")
 	}
 
@@ -130,6 +112,61 @@ func (c *Config) compile(now time.Time) (*plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// everyPrefix starts cron's "@every <duration>" descriptor.
+const everyPrefix = "@every "
+
+// useSchedule makes p fire on schedule, a cron expression or descriptor. now is used to
+// reject schedules that can never fire (February 30th).
+func (p *plan) useSchedule(errs *config.Errors, schedule string, now time.Time) {
+	// cron's @every rounds down to whole seconds and turns anything shorter than a second,
+	// even a negative duration, into one second: read it as an interval instead.
+	if every, ok := strings.CutPrefix(schedule, everyPrefix); ok {
+		if d, ok := parseInterval(errs, "calendar.schedule", everyPrefix, every); ok {
+			p.useInterval(d)
+		}
+		return
+	}
+	parsed, err := cronParser.Parse(schedule)
+	if err != nil {
+		errs.Addf("calendar.schedule", "%q is not a 5-field cron expression: %v", schedule, err)
+		return
+	}
+	spec, ok := parsed.(*cron.SpecSchedule)
+	if !ok { // "CRON_TZ=Europe/Paris @every 1h": a fixed delay has no time zone
+		errs.Addf("calendar.schedule", "%q: @every takes no time zone", schedule)
+		return
+	}
+	s := newCronSchedule(spec, p.location)
+	if s.next(now.In(p.location)).IsZero() {
+		errs.Addf("calendar.schedule", "%q never fires", schedule)
+		return
+	}
+	p.next, p.firstFrom = s.next, s.firstFrom
+}
+
+// useInterval makes p fire every d, and resume at the start of the day after an excluded
+// one.
+func (p *plan) useInterval(d time.Duration) {
+	// Not cron.ConstantDelaySchedule: it rounds to whole seconds.
+	p.next = func(after time.Time) time.Time { return after.Add(d) }
+	p.firstFrom = func(t time.Time) time.Time { return t }
+}
+
+// parseInterval reads s, a positive Go duration, reporting problems under path; prefix is
+// what precedes s in the field ("@every ").
+func parseInterval(errs *config.Errors, path, prefix, s string) (time.Duration, bool) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		errs.Addf(path, "%q is not a duration such as %s10s or %s1m30s", prefix+s, prefix, prefix)
+	case d <= 0:
+		errs.Addf(path, "must be positive, got %s", prefix+s)
+	default:
+		return d, true
+	}
+	return 0, false
 }
 
 // The day of an exclusion is the one written, whatever the time part says: "EXDATE:
