@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -119,4 +122,74 @@ func checkAnswer(t *testing.T, a answer, code int, body string) {
 	if code == http.StatusServiceUnavailable && a.retryAfter == "" {
 		t.Errorf("503 without Retry-After")
 	}
+}
+
+// A caller that half-closes its connection after its request, still reading, is answered
+// 200 once its event is delivered: net/http cancels the request's context when it reads
+// that EOF, and the answer must not be a 503 that makes the caller send the event again.
+// A caller really gone looks the same; its request waits no longer than streamTimeout.
+func TestHalfClosedCaller(t *testing.T) {
+	g := newGateway("127.0.0.1")
+	gw := testenv.StartGateway(t, g)
+	client := newClient(t)
+	port := freePort(t)
+	url := "http://127.0.0.1:" + port + "/half"
+	s := testenv.OpenAckedStream(t, gw.Client, &gateways.EventSource{Name: "half",
+		Data: `{endpoint: /half, port: "` + port + `", method: POST, streamTimeout: 500ms}`}, 4)
+	waitActive(t, client, url)
+	rt := activeRoute(t, g, port, "/half", "POST")
+
+	t.Run("half-closed", func(t *testing.T) {
+		conn := postHalfClosed(t, port, "/half")
+		ev := s.Next(t, 10*time.Second)
+		// Acknowledged only after the server answered another request: by then it has
+		// read the caller's EOF, which is what canceled the request's context, and the
+		// answer must still be 200.
+		if err := probe(client, url, http.StatusMethodNotAllowed); err != nil {
+			t.Fatal(err)
+		}
+		s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, ev.GetSeq())
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("delivered event answered %d, want 200", resp.StatusCode)
+		}
+	})
+	t.Run("gone", func(t *testing.T) {
+		conn := postHalfClosed(t, port, "/half")
+		ev := s.Next(t, 10*time.Second)
+		conn.Close()
+		// Never acknowledged: the request ends with streamTimeout.
+		testenv.Eventually(t, 3*time.Second, 5*time.Millisecond, func() error {
+			if n := rt.waiting.Load(); n != 0 {
+				return errors.New("a request of a caller gone is still waiting")
+			}
+			return nil
+		})
+		s.Ack(t, gateways.Ack_OUTCOME_DELIVERED, ev.GetSeq())
+	})
+}
+
+// postHalfClosed posts {} to path on port with Connection: close, and closes the sending
+// side of the connection, as some callers do once their request is out.
+func postHalfClosed(t *testing.T, port, path string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := c.(*net.TCPConn)
+	t.Cleanup(func() { conn.Close() })
+	req := "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

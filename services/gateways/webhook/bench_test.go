@@ -102,3 +102,30 @@ func postParallel(b *testing.B, client *http.Client, url string, header http.Hea
 		}
 	})
 }
+
+// BenchmarkEncodePayload is the payload of a typical webhook request: plain ASCII headers
+// and a JSON body (ascii), and the same with header values that need escaping (escaped).
+//
+//	go test -run '^$' -bench EncodePayload ./services/gateways/webhook/
+func BenchmarkEncodePayload(b *testing.B) {
+	header := http.Header{
+		"Content-Type":      {"application/json"},
+		"User-Agent":        {"GitHub-Hookshot/044aadd"},
+		"X-Github-Delivery": {"72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+		"X-Github-Event":    {"pull_request"},
+		"X-Hub-Signature":   {"sha256=d57c68ca6f92289e6987922ff26938930f6e66a2d161ef06abdf1859230aa23c"},
+	}
+	escaped := header.Clone()
+	escaped["X-Note"] = []string{"quote \" tab \t <html> & café \u2028"}
+	for _, c := range []struct {
+		name   string
+		header http.Header
+	}{{"ascii", header}, {"escaped", escaped}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				encodePayload(c.header, []byte(benchBody))
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,10 +55,33 @@ func TestConfigValidation(t *testing.T) {
 				t.Errorf("settings = %+v", s)
 			}
 		}},
+		{name: "largest payload size", data: fmt.Sprintf(`{endpoint: /a, port: "1", method: POST, maxPayloadSize: %d}`, MaxMaxPayloadSize)},
+		// A YAML block scalar ends with a newline, which no request's token could match.
+		{name: "inline token, newline trimmed", data: "endpoint: /a\nport: 1\nmethod: POST\nauthToken: |\n  s3cret\n", check: func(t *testing.T, s *settings) {
+			if string(s.token) != "s3cret" {
+				t.Errorf("token = %q", s.token)
+			}
+		}},
+		{name: "id header, canonical", data: `{endpoint: /a, port: "1", method: POST, idHeader: x-github-delivery}`, check: func(t *testing.T, s *settings) {
+			if s.idHeader != "X-Github-Delivery" {
+				t.Errorf("idHeader = %q", s.idHeader)
+			}
+		}},
+		{name: "root endpoint", data: `{endpoint: /, port: "1", method: POST}`},
+		{name: "endpoint with a trailing slash", data: `{endpoint: /hooks/, port: "1", method: POST}`},
+		{name: "dots inside segments", data: `{endpoint: /a.b/..c/d.., port: "1", method: POST}`},
 
 		{name: "nothing set", data: "url: http://x", wantErr: `webhook.endpoint: is required (a URL path such as /example); webhook.method: is required (POST, PUT, ...); webhook.port: is required (such as "12000")`},
 		{name: "endpoint without slash", data: `{endpoint: example, port: "1", method: POST}`, wantErr: `webhook.endpoint: "example" must start with /`},
 		{name: "endpoint with query", data: `{endpoint: "/a?b=c", port: "1", method: POST}`, wantErr: `webhook.endpoint: "/a?b=c" must be a plain path, without query, fragment or spaces`},
+		{name: "endpoint with a percent-escape", data: `{endpoint: "/my%20hook", port: "1", method: POST}`,
+			wantErr: `webhook.endpoint: "/my%20hook" must not contain %: requests are matched on their decoded path, so a percent-escape never matches`},
+		{name: "endpoint with //", data: `{endpoint: "/a//b", port: "1", method: POST}`,
+			wantErr: `webhook.endpoint: "/a//b" must not contain empty, "." or ".." segments (//, /./, /../): clients and proxies normalise them away, so requests would not match`},
+		{name: "endpoint with /./", data: `{endpoint: "/a/./b", port: "1", method: POST}`, wantErr: `webhook.endpoint: "/a/./b" must not contain empty, "." or ".." segments`},
+		{name: "endpoint with /../", data: `{endpoint: "/a/../b", port: "1", method: POST}`, wantErr: `webhook.endpoint: "/a/../b" must not contain empty, "." or ".." segments`},
+		{name: "endpoint ending in /..", data: `{endpoint: "/a/..", port: "1", method: POST}`, wantErr: `webhook.endpoint: "/a/.." must not contain empty, "." or ".." segments`},
+		{name: "endpoint //", data: `{endpoint: "//", port: "1", method: POST}`, wantErr: `webhook.endpoint: "//" must not contain empty, "." or ".." segments`},
 		{name: "method with space", data: `{endpoint: /a, port: "1", method: "PO ST"}`, wantErr: `webhook.method: "PO ST" is not an HTTP method (RFC 7231 token)`},
 		{name: "lower-case method", data: `{endpoint: /a, port: "1", method: post}`, wantErr: `webhook.method: "post": HTTP methods are case-sensitive, write "POST"`},
 		{name: "port not a number", data: `{endpoint: /a, port: "http", method: POST}`, wantErr: `webhook.port: "http" is not a port number (1-65535)`},
@@ -73,6 +97,13 @@ func TestConfigValidation(t *testing.T) {
 		{name: "token and token file", data: `{endpoint: /a, port: "1", method: POST, authToken: x, authTokenFile: "` + tokenFile + `"}`, wantErr: "webhook.authTokenFile: set authToken or authTokenFile, not both"},
 		{name: "missing token file", data: `{endpoint: /a, port: "1", method: POST, authTokenFile: /nonexistent/token}`, wantErr: "webhook.authTokenFile: open /nonexistent/token: no such file or directory"},
 		{name: "empty token file", data: `{endpoint: /a, port: "1", method: POST, authTokenFile: "` + emptyFile + `"}`, wantErr: "webhook.authTokenFile: " + emptyFile + " is empty"},
+		{name: "inline token of whitespace", data: `{endpoint: /a, port: "1", method: POST, authToken: " \n"}`, wantErr: "webhook.authToken: is empty once surrounding whitespace is trimmed"},
+		// A larger body's event could never reach a gateway-client: every request would be 413.
+		{name: "payload size over what an event can carry", data: fmt.Sprintf(`{endpoint: /a, port: "1", method: POST, maxPayloadSize: %d}`, MaxMaxPayloadSize+1),
+			wantErr: fmt.Sprintf("webhook.maxPayloadSize: %d is more than %d bytes, the largest body whose event fits in the 4 MiB a gateway-client's gRPC stream accepts", MaxMaxPayloadSize+1, MaxMaxPayloadSize)},
+		{name: "payload size of 8 MiB", data: `{endpoint: /a, port: "1", method: POST, maxPayloadSize: 8388608}`, wantErr: "webhook.maxPayloadSize: 8388608 is more than "},
+		{name: "id header not a header name", data: `{endpoint: /a, port: "1", method: POST, idHeader: "X Delivery"}`, wantErr: `webhook.idHeader: "X Delivery" is not an HTTP header name (RFC 7230 token)`},
+		{name: "id header Authorization", data: `{endpoint: /a, port: "1", method: POST, idHeader: authorization}`, wantErr: "webhook.idHeader: Authorization carries the token, which must not travel on as the event id"},
 		{name: "negative payload size", data: `{endpoint: /a, port: "1", method: POST, maxPayloadSize: -1}`, wantErr: "webhook.maxPayloadSize: must be positive (bytes), got -1"},
 		{name: "negative stream timeout", data: `{endpoint: /a, port: "1", method: POST, streamTimeout: -1s}`, wantErr: "webhook.streamTimeout: must be positive, got -1s"},
 		{name: "stream timeout not a duration", data: `{endpoint: /a, port: "1", method: POST, streamTimeout: soon}`, wantErr: `webhook: invalid configuration: "soon" is not a duration such as 10s, nor integer nanoseconds`},

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,62 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if _, err := sensor.Wait(ctx, 1); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An event larger than the 4 MiB a gateway-client receives would end the source's stream,
+// and with it every request waiting on it. A header of HTML characters near net/http's
+// 1 MB limit makes an event of about its size, which is delivered; a request whose event
+// would still be too large (a body of control characters, 6 bytes each escaped) is
+// answered 413 and not emitted, and the stream carries on.
+func TestLargeEvents(t *testing.T) {
+	gw := testenv.StartGateway(t, newGateway("127.0.0.1"))
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	httpClient := newClient(t)
+	port := freePort(t)
+	url := "http://127.0.0.1:" + port + "/hook"
+	client := testenv.StartClient(t, testenv.ClientConfig{
+		GatewayType: gatewayType,
+		Servers:     []string{gw.Addr},
+		Sensors:     []string{sensor.URL},
+		Sources:     map[string]string{"hook": `{endpoint: /hook, port: "` + port + `", method: POST}`},
+	})
+	waitActive(t, httpClient, url)
+
+	note := strings.Repeat("<", 900_000)
+	if code, body, _ := send(t, httpClient, "POST", url, strings.NewReader(`{"n": 1}`), "X-Note", note); code != 200 {
+		t.Errorf("900 kB header of <: %d %.200s, want 200", code, body)
+	}
+	code, body, _ := send(t, httpClient, "POST", url, bytes.NewReader(bytes.Repeat([]byte{1}, DefaultMaxPayloadSize)))
+	if want := "gRPC's default 4 MiB message limit"; code != http.StatusRequestEntityTooLarge || !strings.Contains(body, want) {
+		t.Errorf("1 MiB body of \\x01: %d %.300s, want 413 %q", code, body, want)
+	}
+	if code, body, _ := send(t, httpClient, "POST", url, strings.NewReader(`{"n": 2}`)); code != 200 {
+		t.Errorf("after the 413: %d %s, want 200", code, body)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	events, err := sensor.Wait(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Errorf("sensor has %d events, want 2 (none for the 413)", len(events))
+	}
+	for _, ev := range events {
+		var p struct {
+			Header map[string][]string `json:"header"`
+			Body   struct{ N int }     `json:"body"`
+		}
+		if err := json.Unmarshal(ev.Data(), &p); err != nil {
+			t.Fatalf("event data %.200s: %v", ev.Data(), err)
+		}
+		if got := p.Header["X-Note"]; p.Body.N == 1 && (len(got) != 1 || got[0] != note) {
+			t.Errorf("event 1: X-Note of %d bytes, want the request's %d", len(got), len(note))
+		}
+	}
+	if out := client.Output.String(); strings.Contains(out, "ResourceExhausted") {
+		t.Errorf("the gateway-client's stream broke:\n%s", out)
 	}
 }

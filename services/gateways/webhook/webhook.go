@@ -95,9 +95,30 @@ type route struct {
 	// waiting counts the requests waiting for the stream; those still waiting when the
 	// route goes are answered 503.
 	waiting atomic.Int64
-	// refused counts 503s since the last warning, lastWarned is its time (Unix ns): under
-	// sustained back-pressure a warning per request would cost CPU when there is none.
-	refused, lastWarned atomic.Int64
+	// refused (503s), tooLarge (413s for the event's size) and badIDs (idHeader values
+	// that cannot be ids) are logged at most once a second each.
+	refused, tooLarge, badIDs warnLimit
+}
+
+// warnLimit lets a route log one kind of warning at most once a second, with the number of
+// occurrences the warning stands for: under sustained back-pressure, or a caller repeating
+// a bad request, a warning per request would cost CPU when there is none.
+type warnLimit struct {
+	// count is the occurrences since the last warning, last its time (Unix ns).
+	count, last atomic.Int64
+}
+
+// occurred counts one occurrence, and returns how many the warning to log now stands for,
+// or 0 when a warning was logged within the last second.
+func (l *warnLimit) occurred() int64 {
+	n := l.count.Add(1)
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+		return 0
+	}
+	l.count.Add(-n)
+	return n
 }
 
 // ServeHTTP answers 200 only once the event is safe: on a StreamEventSource call, once
@@ -132,14 +153,22 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fate := make(chan server.Fate, 1)
 	// Requests are independent: each event is its own ordering key, so that the client
 	// may deliver them concurrently.
-	id := rand.Text()
+	id := rt.eventID(r)
 	ev := server.Event{Payload: encodePayload(r.Header, body), ContentType: "application/json", ID: id, OrderingKey: id,
 		OnFate: func(f server.Fate) { fate <- f }}
 	// Indexed, not Get: the canonical keys need no allocation, and most requests carry none.
 	if tp := r.Header["Traceparent"]; len(tp) > 0 {
 		ev.Metadata = tracing.Carry(nil, tp[0], r.Header.Get("Tracestate"))
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rt.streamTimeout)
+	if size := rt.eventSize(ev); size > maxEventSize {
+		rt.refuseTooLarge(w, size)
+		return
+	}
+	// Not r.Context(): net/http cancels it when it reads EOF from the caller, which a caller
+	// that half-closes its side and still reads the answer causes too; a 503 for its
+	// delivered event would make it send the event again. A caller really gone cannot be
+	// told apart from it, so its request waits as any other does, at most streamTimeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), rt.streamTimeout)
 	defer cancel()
 	defer context.AfterFunc(rt.ctx, cancel)()
 	// emit returns once the stream took the event, or with an error: stream gone, source
@@ -198,15 +227,63 @@ func waitFate(ctx context.Context, fate <-chan server.Fate, timeout time.Duratio
 // warnRefused logs a refusal, at most once a second per route, with the number of refusals
 // the warning stands for.
 func (rt *route) warnRefused(reason string) {
-	n := rt.refused.Add(1)
-	now := time.Now().UnixNano()
-	last := rt.lastWarned.Load()
-	if now-last < int64(time.Second) || !rt.lastWarned.CompareAndSwap(last, now) {
-		return
+	if n := rt.refused.occurred(); n > 0 {
+		rt.log.Warn("webhook events not delivered: answered 503", "method", rt.method, "endpoint", rt.endpoint,
+			"requests", n, "reason", reason)
 	}
-	rt.refused.Add(-n)
-	rt.log.Warn("webhook events not delivered: answered 503", "method", rt.method, "endpoint", rt.endpoint,
-		"requests", n, "reason", reason)
+}
+
+// maxIDLength bounds an event id taken from idHeader. Delivery ids and idempotency keys
+// (UUIDs, ULIDs) are far shorter; a sensor keeps ids to recognise duplicates, and every
+// event carries its id twice (as id and ordering key).
+const maxIDLength = 256
+
+// eventID is the event's id: the value of the source's idHeader when the request carries
+// it, so that a caller's retry of a request makes an event with the same id; a random id
+// otherwise. A value that cannot be an id (longer than maxIDLength, or not UTF-8, which a
+// protobuf string must be) is logged and replaced by a random id: the event is delivered
+// all the same, only without the id its retries would share.
+func (rt *route) eventID(r *http.Request) string {
+	if rt.idHeader == "" {
+		return rand.Text()
+	}
+	// Indexed: idHeader is canonical (compile).
+	values := r.Header[rt.idHeader]
+	if len(values) == 0 || values[0] == "" {
+		return rand.Text()
+	}
+	id := values[0]
+	if len(id) > maxIDLength || !utf8.ValidString(id) {
+		if n := rt.badIDs.occurred(); n > 0 {
+			rt.log.Warn("webhook request's id header is not a usable event id: the event gets a random id",
+				"method", rt.method, "endpoint", rt.endpoint, "header", rt.idHeader, "bytes", len(id),
+				"maxBytes", maxIDLength, "utf8", utf8.ValidString(id), "requests", n)
+		}
+		return rand.Text()
+	}
+	return id
+}
+
+// eventSize is the size of what ev's message on the stream carries besides the framing
+// that maxEventSize leaves room for: the payload, the source's name, the id, the ordering
+// key, the content type and the trace metadata.
+func (rt *route) eventSize(ev server.Event) int {
+	n := len(ev.Payload) + len(rt.source) + len(ev.ID) + len(ev.OrderingKey) + len(ev.ContentType)
+	for k, v := range ev.Metadata {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// refuseTooLarge answers 413 for an event larger than maxEventSize, which the
+// gateway-client could not receive: emitted, it would end the source's stream.
+func (rt *route) refuseTooLarge(w http.ResponseWriter, size int) {
+	if n := rt.tooLarge.occurred(); n > 0 {
+		rt.log.Warn("webhook request refused: its event is larger than a gateway-client accepts: answered 413",
+			"method", rt.method, "endpoint", rt.endpoint, "eventBytes", size, "maxEventBytes", maxEventSize, "requests", n)
+	}
+	http.Error(w, fmt.Sprintf("the event for this request would be %d bytes, more than the %d bytes the gateway-client accepts (gRPC's default 4 MiB message limit): send a smaller body or fewer headers",
+		size, maxEventSize), http.StatusRequestEntityTooLarge)
 }
 
 // authorized compares the Bearer token in constant time: hashing both sides first also
@@ -253,10 +330,13 @@ func encodePayload(h http.Header, body []byte) []byte {
 		out = append(out, ']')
 	}
 	out = append(out, `},"body":`...)
+	// JSON that is not UTF-8 (Latin-1, say) passes json.Valid, but embedded it would make
+	// the payload invalid JSON, and a sensor's decoder would lose its bytes to U+FFFD.
+	text := utf8.Valid(body)
 	switch {
-	case len(body) > 0 && json.Valid(body):
+	case len(body) > 0 && text && json.Valid(body):
 		out = append(out, body...)
-	case utf8.Valid(body):
+	case text:
 		out = appendJSONString(out, string(body))
 	default:
 		out = append(out, '"')
@@ -267,17 +347,80 @@ func encodePayload(h http.Header, body []byte) []byte {
 }
 
 // appendJSONString appends s as a JSON string. Header values and text bodies are mostly
-// plain ASCII, which is copied as is; anything else goes through encoding/json.
+// plain ASCII, which is copied as is; anything else goes through appendEscaped.
 func appendJSONString(out []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			quoted, _ := json.Marshal(s) // a string always encodes
-			return append(out, quoted...)
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return appendEscaped(out, s)
 		}
 	}
 	out = append(out, '"')
 	out = append(out, s...)
 	return append(out, '"')
+}
+
+// appendEscaped appends s as a JSON string as encoding/json does with SetEscapeHTML(false):
+// quotes, backslashes and control characters escaped, invalid UTF-8 as U+FFFD, U+2028 and
+// U+2029 escaped for JavaScript readers. <, > and & stay as they are: json.Marshal writes
+// each as 6 bytes (\u003c) for HTML pages, which payloads are not, and a header of them
+// would make an event 6 times the size of its request.
+func appendEscaped(out []byte, s string) []byte {
+	out = append(out, '"')
+	start := 0 // s[start:i] is still to be copied as it is
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf:
+			i++
+		case c < utf8.RuneSelf:
+			out = appendEscapedByte(append(out, s[start:i]...), c)
+			i++
+			start = i
+		default:
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if esc := escapedRune(r, size); esc != "" {
+				out = append(append(out, s[start:i]...), esc...)
+				start = i + size
+			}
+			i += size
+		}
+	}
+	out = append(out, s[start:]...)
+	return append(out, '"')
+}
+
+// escapedRune is the escape of a decoded non-ASCII rune of size bytes, or "" when it is
+// copied as it is.
+func escapedRune(r rune, size int) string {
+	switch {
+	case r == utf8.RuneError && size == 1: // a byte that is not UTF-8
+		return `\ufffd`
+	case r == '\u2028':
+		return `\u2028`
+	case r == '\u2029':
+		return `\u2029`
+	}
+	return ""
+}
+
+// appendEscapedByte appends the JSON escape of c, a quote, a backslash or a control character.
+func appendEscapedByte(out []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(out, '\\', c)
+	case '\b':
+		return append(out, '\\', 'b')
+	case '\f':
+		return append(out, '\\', 'f')
+	case '\n':
+		return append(out, '\\', 'n')
+	case '\r':
+		return append(out, '\\', 'r')
+	case '\t':
+		return append(out, '\\', 't')
+	}
+	const hex = "0123456789abcdef"
+	return append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 }
 
 // allowed lists the methods of an endpoint for the Allow header, sorted.

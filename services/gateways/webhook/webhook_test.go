@@ -178,6 +178,9 @@ func TestRequests(t *testing.T) {
 		{name: "text body", method: "POST", path: "/hook", body: []byte("hello \"world\"\n"), wantStatus: 200, wantBody: `"hello \"world\"\n"`},
 		{name: "empty body", method: "POST", path: "/hook", wantStatus: 200, wantBody: `""`},
 		{name: "binary body", method: "POST", path: "/hook", body: []byte{0xff, 0x00, 0xfe}, wantStatus: 200, wantBody: `"/wD+"`, wantEncoding: "base64"},
+		// Valid JSON but Latin-1: embedded, it would make the payload invalid JSON.
+		{name: "JSON body not UTF-8", method: "POST", path: "/hook", body: []byte("{\"name\":\"Jos\xe9\"}"),
+			header: []string{"Content-Type", "application/json; charset=iso-8859-1"}, wantStatus: 200, wantBody: `"eyJuYW1lIjoiSm9z6SJ9"`, wantEncoding: "base64"},
 		{name: "wrong method", method: "GET", path: "/hook", wantStatus: 405, wantAllow: "POST"},
 		{name: "custom method", method: "PURGE", path: "/cache", body: []byte(`["a"]`), wantStatus: 200, wantBody: `["a"]`, source: purge},
 		{name: "wrong method on the custom route", method: "POST", path: "/cache", wantStatus: 405, wantAllow: "PURGE"},
@@ -683,4 +686,76 @@ func TestListenAddresses(t *testing.T) {
 			t.Fatalf("health on 127.0.0.1:%s = %v, %v; want SERVING", grpcPort, resp.GetStatus(), err)
 		}
 	})
+}
+
+// Header values and text bodies are JSON strings as encoding/json writes them, except that
+// <, > and & stay as they are: escaped (\u003c, 6 bytes for 1), a header of them made an
+// event 6 times the size of its request, beyond what a gateway-client receives.
+func TestJSONStrings(t *testing.T) {
+	for _, s := range []string{
+		"", "plain ASCII", `<a href="x">&amp;</a>`, "tab\t nl\n cr\r bs\\ q\" bell\x07 del\x7f \b\f \x00\x1f",
+		"café ☃ 𝄞", "line\u2028paragraph\u2029", "not UTF-8 \xff\xfe, cut \xe2\x82",
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendJSONString([]byte("prefix:"), s); string(got) != "prefix:"+strings.TrimSuffix(want.String(), "\n") {
+			t.Errorf("appendJSONString(%q) = %s, want prefix:%s", s, got, want.Bytes())
+		}
+	}
+	header := strings.Repeat("<>&", 1000)
+	p := encodePayload(http.Header{"X-Note": {header}}, []byte(`{}`))
+	if want := `{"header":{"X-Note":["` + header + `"]},"body":{}}`; string(p) != want {
+		t.Errorf("payload is %d bytes for a %d-byte header, want %s", len(p), len(header), want)
+	}
+}
+
+// With idHeader, the event of a request that carries the header has its value as id (and
+// ordering key): the events of a caller's retries share the id a sensor de-duplicates on.
+// Without the header, or with a value that cannot be an id, the id is random.
+func TestEventIDFromHeader(t *testing.T) {
+	gw := testenv.StartGateway(t, newGateway("127.0.0.1"))
+	client := newClient(t)
+	port := freePort(t)
+	url := "http://127.0.0.1:" + port + "/ids"
+	es := startSource(t, gw, "ids", `{endpoint: /ids, port: "`+port+`", method: POST, idHeader: X-GitHub-Delivery}`)
+	waitActive(t, client, url)
+
+	const delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	longest := strings.Repeat("d", maxIDLength)
+	tests := []struct {
+		name, value string // value: the header's, none when empty
+		random      bool   // a random id, not the value
+	}{
+		{name: "delivery id", value: delivery},
+		{name: "the caller's retry", value: delivery},
+		{name: "no header", random: true},
+		{name: "longest id", value: longest},
+		{name: "longer than maxIDLength", value: longest + "d", random: true},
+		{name: "not UTF-8", value: "id-\xff", random: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var header []string
+			if tc.value != "" {
+				header = []string{"X-Github-Delivery", tc.value}
+			}
+			if code, body, _ := send(t, client, "POST", url, strings.NewReader(`{}`), header...); code != 200 {
+				t.Fatalf("status = %d (%s)", code, body)
+			}
+			ev := es.next(t)
+			if ev.GetOrderingKey() != ev.GetId() {
+				t.Errorf("ordering key %q, want the event's id %q", ev.GetOrderingKey(), ev.GetId())
+			}
+			switch {
+			case tc.random && (ev.GetId() == "" || ev.GetId() == tc.value):
+				t.Errorf("id %q, want a random id", ev.GetId())
+			case !tc.random && ev.GetId() != tc.value:
+				t.Errorf("id %q, want the header's %q", ev.GetId(), tc.value)
+			}
+		})
+	}
 }
