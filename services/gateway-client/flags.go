@@ -49,6 +49,10 @@ type clientConfig struct {
 	// restartBackoff spaces restarts of broken sources (the supervisor's default when zero);
 	// tests shorten it.
 	restartBackoff dispatch.Backoff
+	// statusResync is how often Kubernetes mode reads the Gateway's status nodes back, to
+	// write again what someone else changed (the nodeWriter's default when zero); tests
+	// shorten it.
+	statusResync time.Duration
 }
 
 func (c clientConfig) kubernetesMode() bool { return c.gatewayFile == "" && c.eventSourcesFile == "" }

@@ -70,7 +70,7 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	}
 	log = log.With("gateway", ref)
 
-	nodes := newNodeWriter(gateways, &gw, log)
+	nodes := newNodeWriter(gateways, &gw, cfg.statusResync, log)
 	// Sensors without a namespace are in the Gateway's.
 	cfg.namespace = gw.Namespace
 	c, err := startClient(ctx, cfg, &gw, log, nodes.changed)
@@ -80,8 +80,14 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 	defer c.close()
 	nodes.statuses = c.sup.Statuses
 
-	informer := configMapInformer(dyn.Resource(configMapsGVR).Namespace(cmNamespace), cmName)
 	source := cmNamespace + "/" + cmName
+	access := newConfigMapAccess(gateways, cfg.gatewayName, ref, source, log)
+	informer := configMapInformer(dyn.Resource(configMapsGVR).Namespace(cmNamespace), cmName, access.watching)
+	// Before Run: a refused list or watch is otherwise retried forever with klog lines on
+	// stderr only, and the client waits for the sync below without a word.
+	if err := informer.SetWatchErrorHandlerWithContext(access.failed); err != nil {
+		return err
+	}
 	apply := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
@@ -131,7 +137,8 @@ func runKube(ctx context.Context, cfg clientConfig, rc *rest.Config, log *slog.L
 // configMapInformer follows the one ConfigMap: it lists and watches by name, and relists
 // and rewatches by itself when the watch breaks. It is built on the dynamic client, not
 // dynamicinformer, which would link every typed informer of client-go into the binary.
-func configMapInformer(configMaps dynamic.ResourceInterface, name string) cache.SharedIndexInformer {
+// watching hears of every watch the API server accepted: list and watch are allowed.
+func configMapInformer(configMaps dynamic.ResourceInterface, name string, watching func(context.Context)) cache.SharedIndexInformer {
 	byName := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -140,21 +147,51 @@ func configMapInformer(configMaps dynamic.ResourceInterface, name string) cache.
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = byName
-			return configMaps.Watch(ctx, o)
+			w, err := configMaps.Watch(ctx, o)
+			if err == nil {
+				watching(ctx)
+			}
+			return w, err
 		},
 	}
 	return cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
 }
 
+// clientMessagePrefix starts every status.message the client writes. The gateway-controller
+// (services/gateway-controller/reconcile.go, clientError) keeps a phase Error with this prefix
+// while the Gateway's Deployment is not available, instead of replacing it with Pending: a
+// crash-looping pod never becomes available, and the client's reason is the one to read.
+const clientMessagePrefix = "gateway-client: "
+
 // failGateway marks the Gateway as failed, with the reason, and returns the reason: the
 // user sees it in `kubectl get gateway` as well as in the client's log.
 func failGateway(ctx context.Context, gateways dynamic.ResourceInterface, name, ref string, reason error, log *slog.Logger) error {
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
-		"phase":   v1alpha1.NodePhaseError,
-		"message": "gateway-client: " + reason.Error(),
-	}})
-	if _, err := gateways.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if err := writeClientError(ctx, gateways, name, reason.Error()); err != nil {
 		log.Error("could not write the Gateway's Error status", "gateway", ref, "error", err)
 	}
 	return reason
+}
+
+// writeClientError sets the Gateway's phase to Error with message (prefixed), with a merge
+// patch of those two fields only.
+func writeClientError(ctx context.Context, gateways dynamic.ResourceInterface, name, message string) error {
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
+		"phase":   v1alpha1.NodePhaseError,
+		"message": clientMessagePrefix + message,
+	}})
+	_, err := gateways.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// clearClientError removes the phase and message writeClientError wrote, unless someone
+// (the gateway-controller) replaced the message since: a JSON patch whose test fails
+// changes nothing. The controller, hearing of the change, writes the phase it sees.
+func clearClientError(ctx context.Context, gateways dynamic.ResourceInterface, name, message string) error {
+	patch, _ := json.Marshal([]map[string]any{
+		{"op": "test", "path": "/status/message", "value": clientMessagePrefix + message},
+		{"op": "remove", "path": "/status/phase"},
+		{"op": "remove", "path": "/status/message"},
+	})
+	_, err := gateways.Patch(ctx, name, types.JSONPatchType, patch, metav1.PatchOptions{})
+	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -291,12 +292,7 @@ func TestKubernetesModeRetriesAFailedStatusWrite(t *testing.T) {
 	if _, _, err := k.nodes("every-gateway"); err != nil {
 		t.Fatal(err)
 	}
-	var role map[string]any
-	if err := yaml.Unmarshal([]byte(clientRole("get", "patch")), &role); err != nil {
-		t.Fatal(err)
-	}
-	rules, _ := json.Marshal(map[string]any{"rules": role["rules"]})
-	k.patch(t, rolesGVR, "gateway-client", string(rules))
+	k.patch(t, rolesGVR, "gateway-client", roleRules(t, clientRole("get", "patch")))
 	testenv.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
 		got, _, err := k.nodes("every-gateway")
 		if err == nil && got != "a=Running" {
@@ -336,4 +332,167 @@ func TestKubernetesModeNamesAMissingGateway(t *testing.T) {
 	if want := "Gateway " + k.ns + "/nope not found"; err == nil || err.Error() != want {
 		t.Fatalf("run = %v, want %q", err, want)
 	}
+}
+
+// RBAC that refuses the event-source ConfigMap: the client says so in its log and in the
+// Gateway's status, and keeps waiting; once RBAC allows it, the sources run and the Error
+// goes.
+func TestKubernetesModeReportsAForbiddenConfigMap(t *testing.T) {
+	k := newKubeTest(t)
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	k.create(t, gatewaysGVR, gatewayManifest)
+	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
+	rc := k.grantGatewaysOnly(t)
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.SyncBuffer
+	startKubeLogging(t, cfg, rc, slog.New(slog.NewTextHandler(&logs, nil)))
+
+	source := k.ns + "/every-event-source"
+	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		st, err := k.gatewayStatus("every-gateway")
+		if err != nil {
+			return err
+		}
+		if st.Phase != v1alpha1.NodePhaseError || !strings.HasPrefix(st.Message, "gateway-client: ") ||
+			!strings.Contains(st.Message, source) || !strings.Contains(st.Message, "forbidden") {
+			return fmt.Errorf("status %s %q, want Error naming %s and the refusal", st.Phase, st.Message, source)
+		}
+		return nil
+	})
+	const refused = "event-source ConfigMap not readable"
+	testenv.WaitLogged(t, &logs, refused, 1, 20*time.Second)
+	if line := logLine(logs.String(), refused); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "configMap="+source) || !strings.Contains(line, "forbidden") {
+		t.Errorf("log line %q, want an ERROR naming %s and the refusal", line, source)
+	}
+
+	// RBAC fixed: the informer's next attempt lists and watches.
+	k.patch(t, rolesGVR, "gateway-client", roleRules(t, clientRole("get", "patch")))
+	testenv.Eventually(t, 60*time.Second, 20*time.Millisecond, func() error {
+		got, _, err := k.nodes("every-gateway")
+		if err != nil {
+			return err
+		}
+		st, err := k.gatewayStatus("every-gateway")
+		if err != nil {
+			return err
+		}
+		if got != "a=Running" || st.Phase != "" || st.Message != "" {
+			return fmt.Errorf("nodes %q, status %s %q; want a=Running and the Error gone", got, st.Phase, st.Message)
+		}
+		return nil
+	})
+	if !strings.Contains(logs.String(), "gateway-client running") {
+		t.Errorf("no start-up line once allowed; log:\n%s", logs.String())
+	}
+	// The same refusal, retried by client-go on backoff, is logged once a minute at most.
+	if n := strings.Count(logs.String(), refused); n != 1 {
+		t.Errorf("the refusal was logged %d times, want once; log:\n%s", n, logs.String())
+	}
+}
+
+// grantGatewaysOnly binds the test user to a Role without the README's rule for ConfigMaps.
+func (k *kubeTest) grantGatewaysOnly(t *testing.T) *rest.Config {
+	t.Helper()
+	role := strings.TrimSuffix(clientRole("get", "patch"), "- apiGroups: [\"\"]\n  resources: [configmaps]\n  verbs: [list, watch]\n")
+	k.create(t, rolesGVR, role)
+	k.create(t, roleBindingsGVR, fmt.Sprintf("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: gateway-client}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: gateway-client}\nsubjects:\n- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}\n", k.env.UserName))
+	kubeenv.WaitAllowed(t, k.env.User, k.ns, "patch", "argoproj.io", "gateways")
+	return k.env.User
+}
+
+// roleRules is a merge patch that sets a Role's rules to those of manifest.
+func roleRules(t *testing.T, manifest string) string {
+	t.Helper()
+	var role map[string]any
+	if err := yaml.Unmarshal([]byte(manifest), &role); err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := json.Marshal(map[string]any{"rules": role["rules"]})
+	return string(rules)
+}
+
+// logLine is the first line of logs that contains s.
+func logLine(logs, s string) string {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
+}
+
+// A failure is logged when its reason changes, and again once a minute while it lasts.
+func TestConfigMapAccessThrottlesTheLog(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newConfigMapAccess(nil, "gw", "ns/gw", "ns/cm", testenv.Logger(t))
+	a.now = func() time.Time { return now }
+	forbidden := errors.New("configmaps is forbidden")
+	steps := []struct {
+		after time.Duration
+		err   error
+		want  bool
+	}{
+		{0, forbidden, true},
+		{time.Second, forbidden, false},
+		{time.Second, errors.New("connection refused"), true},
+		{time.Second, forbidden, true},
+		{reportEvery - time.Second, forbidden, false},
+		{time.Second, forbidden, true},
+	}
+	for i, s := range steps {
+		now = now.Add(s.after)
+		if got := a.shouldLog(s.err); got != s.want {
+			t.Errorf("step %d (%v after %v): shouldLog = %v, want %v", i, s.err, s.after, got, s.want)
+		}
+	}
+}
+
+// Someone replaces the Gateway without its status (`kubectl replace -f`, or an edit): the CRD
+// has no status subresource, so the nodes go. The client writes them again within its resync
+// period, though no source changed.
+func TestKubernetesModeRewritesNodesRemovedByOthers(t *testing.T) {
+	k := newKubeTest(t)
+	gw := testenv.StartGateway(t, everyGateway{})
+	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
+	k.create(t, gatewaysGVR, gatewayManifest)
+	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
+		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.statusResync = 200 * time.Millisecond
+	startKube(t, cfg, k.grant(t, "get", "patch"))
+	waitNodes := func(limit time.Duration) {
+		t.Helper()
+		testenv.Eventually(t, limit, 20*time.Millisecond, func() error {
+			got, _, err := k.nodes("every-gateway")
+			if err == nil && got != "a=Running" {
+				err = fmt.Errorf("nodes %q, want a=Running", got)
+			}
+			return err
+		})
+	}
+	waitNodes(20 * time.Second)
+
+	gws := k.dyn.Resource(gatewaysGVR).Namespace(k.ns)
+	u, err := gws.Get(context.Background(), "every-gateway", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.RemoveNestedField(u.Object, "status")
+	replaced, err := gws.Update(context.Background(), u, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, _, _ := unstructured.NestedMap(replaced.Object, "status", "nodes"); len(nodes) != 0 {
+		t.Fatalf("the update kept the nodes %v: nothing to test", nodes)
+	}
+	// A few resync periods, with room for a loaded machine.
+	waitNodes(5 * time.Second)
 }

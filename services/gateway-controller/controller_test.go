@@ -324,3 +324,49 @@ func TestInvalidGateways(t *testing.T) {
 	k.patch(t, "bad-port", `{"spec":{"processorPort":"9330"}}`)
 	k.waitDeployment(t, "bad-port-pod", nil)
 }
+
+// The gateway-client writes phase Error with its reason when it cannot run, and exits: its
+// pod crash-loops and the Deployment never becomes available. The controller keeps that
+// Error (it would otherwise write Pending over it at once, the client's patch queueing the
+// Gateway), also through an edit of the Gateway, and writes Running once the Deployment is
+// available.
+func TestClientErrorKeptUntilTheDeploymentIsAvailable(t *testing.T) {
+	k := newKubeTest(t)
+	c := k.startController(t, k.env.AdminKubeconfig, "--instance-id", "argo-events", "--leader-elect=false")
+	k.create(t, k.seed(t))
+	k.waitPhase(t, "webhook-gateway", "Pending")
+
+	// What the client's failGateway writes.
+	const clientMessage = "gateway-client: Gateway x/webhook-gateway cannot run: no sensors to deliver to"
+	k.patch(t, "webhook-gateway", `{"status":{"phase":"Error","message":"`+clientMessage+`"}}`)
+	// An edit that rewrites the Deployment: once the new Deployment is seen, the reconcile
+	// that wrote it, which saw the Error too, is the one running or done, and a reconcile
+	// that completes from then on wrote whatever it would. The label queues one more.
+	const done = `eventgate_controller_reconciles_total{result="success"}`
+	k.patch(t, "webhook-gateway", `{"spec":{"processorPort":"9331"}}`)
+	k.waitDeployment(t, "webhook-gateway-http", func(d *appsv1.Deployment) error {
+		if got := envOf(t, d.Spec.Template.Spec.Containers[0])["GATEWAY_SERVER_PORT"]; got != "9331" {
+			return fmt.Errorf("GATEWAY_SERVER_PORT = %q", got)
+		}
+		return nil
+	})
+	before := c.metric(done)
+	k.patch(t, "webhook-gateway", `{"metadata":{"labels":{"touched":"yes"}}}`)
+	testenv.Eventually(t, wait, poll, func() error {
+		if got := c.metric(done); got == before {
+			return fmt.Errorf("reconciles %s, still %s", got, before)
+		}
+		return nil
+	})
+	u := k.gateway(t, "webhook-gateway")
+	phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+	msg, _, _ := unstructured.NestedString(u.Object, "status", "message")
+	if phase != "Error" || msg != clientMessage {
+		t.Fatalf("status %s %q, want the client's Error %q kept", phase, msg, clientMessage)
+	}
+
+	k.makeAvailable(t, "webhook-gateway-http")
+	if msg := k.waitPhase(t, "webhook-gateway", "Running"); !strings.Contains(msg, "webhook-gateway-http") {
+		t.Errorf("Running message = %q, want it to name the Deployment", msg)
+	}
+}

@@ -66,7 +66,24 @@ func (c *controller) reconcile(ctx context.Context, key string) error {
 	if available(deploy) {
 		return c.setStatus(ctx, u, v1alpha1.NodePhaseRunning, fmt.Sprintf("Deployment %s is available", deploy.Name), "")
 	}
+	if clientError(u) {
+		// The pod's gateway-client said why it cannot run (and exited): its pod will not
+		// become available, and Pending would hide the reason.
+		return nil
+	}
 	return c.setStatus(ctx, u, v1alpha1.NodePhasePending, fmt.Sprintf("waiting for Deployment %s to become available", deploy.Name), "")
+}
+
+// clientMessagePrefix starts every status.message the gateway-client writes (its
+// failGateway, services/gateway-client/kube.go); the controller's own messages never do.
+const clientMessagePrefix = "gateway-client: "
+
+// clientError tells a phase Error that the Gateway's gateway-client wrote. The controller
+// keeps it while the Deployment is not available; once it is, Running replaces it.
+func clientError(u *unstructured.Unstructured) bool {
+	phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
+	message, _, _ := unstructured.NestedString(u.Object, "status", "message")
+	return phase == string(v1alpha1.NodePhaseError) && strings.HasPrefix(message, clientMessagePrefix)
 }
 
 // validate adds to the API's own checks what only a controller needs: a pod to run, and a
