@@ -47,8 +47,10 @@ func (c *connFlags) dial(ctx context.Context) (*grpc.ClientConn, error) {
 			return conn, nil
 		}
 		if !conn.WaitForStateChange(waitCtx, state) {
+			// The last error before Close, which cancels an attempt in flight.
+			last := d.last()
 			conn.Close()
-			return nil, c.notReady(ctx, state, d.last())
+			return nil, c.notReady(ctx, state, last)
 		}
 	}
 }
@@ -82,7 +84,11 @@ func (d *recordingDialer) dial(ctx context.Context, addr string) (net.Conn, erro
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	d.mu.Lock()
-	d.err = err
+	// An attempt cut short by its own cancellation (the wait is over, the connection
+	// closes) says nothing about the server: the attempt before it does.
+	if err == nil || ctx.Err() == nil || d.err == nil {
+		d.err = err
+	}
 	d.mu.Unlock()
 	return conn, err
 }
