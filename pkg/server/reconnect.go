@@ -14,6 +14,12 @@ import (
 // or ctx ends.
 type Session func(ctx context.Context, connected func()) error
 
+// ErrRefused marks a session's error (errors.Is) as the upstream refusing what the source
+// asks of it, such as a queue declared other than it exists: a configuration problem, which
+// Reconnect logs as such, at ERROR, rather than as a lost connection. It is tried again per
+// the backoff all the same, as an operator may fix either side.
+var ErrRefused = errors.New("refused by the upstream")
+
 // Reconnect runs session for the life of the source: whenever it fails, before or after the
 // first connect, it waits per b and runs it again. Waits start over once a session got
 // connected, so a broker restart costs one short wait, not the backoff built up before. It
@@ -35,7 +41,11 @@ func Reconnect(ctx context.Context, b config.Backoff, session Session) error {
 			return err
 		}
 		wait := b.Delay(max(attempt, 0))
-		log.Warn("connection lost: reconnecting", "error", err, "retryIn", wait.Round(time.Millisecond), "attempt", attempt+2)
+		if errors.Is(err, ErrRefused) {
+			log.Error("refused: the upstream does not accept the source's configuration; trying again", "error", err, "retryIn", wait.Round(time.Millisecond), "attempt", attempt+2)
+		} else {
+			log.Warn("connection lost: reconnecting", "error", err, "retryIn", wait.Round(time.Millisecond), "attempt", attempt+2)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

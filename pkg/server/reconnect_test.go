@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +65,29 @@ func TestReconnect(t *testing.T) {
 		})
 		if calls != 20 {
 			t.Fatalf("%d sessions before the deadline, want 20: the wait was not reset by connecting", calls)
+		}
+	})
+
+	t.Run("a refusal is logged as one, and retried", func(t *testing.T) {
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		ctx, cancel := context.WithCancel(withLogger(context.Background(), log))
+		defer cancel()
+		var calls int
+		Reconnect(ctx, fast, func(context.Context, func()) error {
+			if calls++; calls == 3 {
+				cancel()
+			}
+			return fmt.Errorf("declare queue %q: %w", "q", ErrRefused)
+		})
+		if calls != 3 {
+			t.Fatalf("%d sessions, want 3: a refusal is retried until ctx ends", calls)
+		}
+		if got := strings.Count(logs.String(), "level=ERROR msg=\"refused: the upstream does not accept the source's configuration; trying again\""); got != 2 {
+			t.Errorf("%d refusal lines, want 2:\n%s", got, &logs)
+		}
+		if strings.Contains(logs.String(), "connection lost") {
+			t.Errorf("a refusal is logged as a lost connection:\n%s", &logs)
 		}
 	})
 }

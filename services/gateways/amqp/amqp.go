@@ -122,31 +122,12 @@ func (s *source) dialConfig(ctx context.Context) (amqp.Config, error) {
 const stableAfter = time.Second
 
 // Start consumes until ctx ends, reconnecting per the backoff whenever the broker is lost.
-//
 // A declaration the broker refuses because the exchange or queue exists with other
-// properties (see mismatchError) is no lost connection: it is logged as the configuration
-// problem it is, and tried again per the backoff too, as an operator may change the queue,
-// but without being reported as "connection lost" (server.Reconnect's message).
+// properties (see mismatchError) is tried again per the backoff too, as an operator may
+// change the queue, but logged as the configuration problem it is (server.ErrRefused).
 func (s *source) Start(ctx context.Context, emit server.Emit) error {
-	log := server.LoggerFrom(ctx)
 	return server.Reconnect(ctx, s.cfg.Backoff, func(ctx context.Context, connected func()) error {
-		for attempt := 0; ; attempt++ {
-			err := s.session(ctx, emit, connected)
-			var mismatch *mismatchError
-			if ctx.Err() != nil || !errors.As(err, &mismatch) {
-				return err
-			}
-			wait := s.cfg.Backoff.Delay(attempt)
-			log.Error("declaration refused: the broker's exchange or queue does not match the configuration; declaring again",
-				"error", err, "retryIn", wait.Round(time.Millisecond), "attempt", attempt+2)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			}
-		}
+		return s.session(ctx, emit, connected)
 	})
 }
 
@@ -157,6 +138,8 @@ func (s *source) Start(ctx context.Context, emit server.Emit) error {
 type mismatchError struct{ msg string }
 
 func (e *mismatchError) Error() string { return e.msg }
+
+func (e *mismatchError) Is(target error) bool { return target == server.ErrRefused }
 
 // declareError is the error of declaring kind ("exchange", "queue") name, which the
 // configuration's field options declares.

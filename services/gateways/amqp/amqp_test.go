@@ -604,7 +604,7 @@ func TestExistingQueueMismatchIsReportedAndRetried(t *testing.T) {
 			want := fmt.Sprintf(`declare queue \"%s\": the broker refuses: PRECONDITION_FAILED - inequivalent arg '%s' for queue '%s'`, queue, tc.arg, queue)
 			testenv.WaitLogged(t, logs, want, 2, 10*time.Second)
 			testenv.WaitLogged(t, logs, "set queueDeclare to match the existing queue", 2, time.Second)
-			testenv.WaitLogged(t, logs, "declaration refused: the broker's exchange or queue does not match the configuration", 2, time.Second)
+			testenv.WaitLogged(t, logs, "refused: the upstream does not accept the source's configuration", 2, time.Second)
 			if strings.Contains(logs.String(), "connection lost") {
 				t.Errorf("the refused declaration is logged as a lost connection:\n%s", logs)
 			}
