@@ -142,6 +142,26 @@ func startKube(t *testing.T, cfg clientConfig, rc *rest.Config) (stop func() err
 	return startKubeLogging(t, cfg, rc, testenv.Logger(t))
 }
 
+// startKubeCapturingLogs is startKube with the client's log, text at level INFO, in the
+// returned buffer.
+func startKubeCapturingLogs(t *testing.T, cfg clientConfig, rc *rest.Config) *testenv.SyncBuffer {
+	var logs testenv.SyncBuffer
+	startKubeLogging(t, cfg, rc, slog.New(slog.NewTextHandler(&logs, nil)))
+	return &logs
+}
+
+// everyGatewayConfig is the client's configuration for the test's every-gateway: its
+// gateway server at gwAddr, its sensor every-sensor at sensorURL, no metrics server.
+func (k *kubeTest) everyGatewayConfig(t *testing.T, gwAddr, sensorURL string) clientConfig {
+	t.Helper()
+	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gwAddr,
+		"--sensor", "every-sensor=" + sensorURL, "--metrics-address", ""}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func startKubeLogging(t *testing.T, cfg clientConfig, rc *rest.Config, log *slog.Logger) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -169,11 +189,7 @@ func TestKubernetesModeFollowsTheConfigMap(t *testing.T) {
 	k.patch(t, gatewaysGVR, "every-gateway", `{"status":{"nodes":{"every-gateway-1":{"id":"every-gateway-1","name":"gone","displayName":"gone","phase":"Running"}}}}`)
 	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms", "garbage": "every: [oops"}))
 
-	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := k.everyGatewayConfig(t, gw.Addr, sensor.URL)
 	cfg.restartBackoff = dispatch.Backoff{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 2}
 	stop := startKube(t, cfg, k.grant(t, "get", "patch"))
 
@@ -252,11 +268,7 @@ func TestKubernetesModeReadsAConfigMapOfAnotherNamespace(t *testing.T) {
 	other.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
 	rc := k.grant(t, "get", "patch")
 	other.grant(t) // configmaps only
-	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := k.everyGatewayConfig(t, gw.Addr, sensor.URL)
 	startKube(t, cfg, rc)
 	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		got, _, err := k.nodes("every-gateway")
@@ -276,13 +288,8 @@ func TestKubernetesModeRetriesAFailedStatusWrite(t *testing.T) {
 	k.create(t, gatewaysGVR, gatewayManifest)
 	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
 	rc := k.grant(t, "get")
-	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testenv.SyncBuffer
-	startKubeLogging(t, cfg, rc, slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg := k.everyGatewayConfig(t, gw.Addr, sensor.URL)
+	logs := startKubeCapturingLogs(t, cfg, rc)
 	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if !strings.Contains(logs.String(), "Gateway status nodes not written: retrying") {
 			return fmt.Errorf("no failed write yet; log:\n%s", logs.String())
@@ -344,13 +351,8 @@ func TestKubernetesModeReportsAForbiddenConfigMap(t *testing.T) {
 	k.create(t, gatewaysGVR, gatewayManifest)
 	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
 	rc := k.grantGatewaysOnly(t)
-	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testenv.SyncBuffer
-	startKubeLogging(t, cfg, rc, slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg := k.everyGatewayConfig(t, gw.Addr, sensor.URL)
+	logs := startKubeCapturingLogs(t, cfg, rc)
 
 	source := k.ns + "/every-event-source"
 	testenv.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
@@ -365,7 +367,7 @@ func TestKubernetesModeReportsAForbiddenConfigMap(t *testing.T) {
 		return nil
 	})
 	const refused = "event-source ConfigMap not readable"
-	testenv.WaitLogged(t, &logs, refused, 1, 20*time.Second)
+	testenv.WaitLogged(t, logs, refused, 1, 20*time.Second)
 	if line := logLine(logs.String(), refused); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "configMap="+source) || !strings.Contains(line, "forbidden") {
 		t.Errorf("log line %q, want an ERROR naming %s and the refusal", line, source)
 	}
@@ -461,11 +463,7 @@ func TestKubernetesModeRewritesNodesRemovedByOthers(t *testing.T) {
 	sensor := testenv.StartSensor(t, sensorsink.Endpoints{})
 	k.create(t, gatewaysGVR, gatewayManifest)
 	k.create(t, configMapsGVR, eventSourcesManifest(map[string]string{"a": "every: 5ms"}))
-	cfg, err := parseFlags([]string{"--gateway-name", "every-gateway", "--namespace", k.ns, "--server", gw.Addr,
-		"--sensor", "every-sensor=" + sensor.URL, "--metrics-address", ""}, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := k.everyGatewayConfig(t, gw.Addr, sensor.URL)
 	cfg.statusResync = 200 * time.Millisecond
 	startKube(t, cfg, k.grant(t, "get", "patch"))
 	waitNodes := func(limit time.Duration) {

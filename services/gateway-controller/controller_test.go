@@ -109,16 +109,7 @@ func TestChildrenFollowTheGateway(t *testing.T) {
 	t.Run("a reconcile with nothing to change writes nothing", func(t *testing.T) {
 		k.waitPhase(t, "webhook-gateway", "Pending")
 		svc := k.waitService(t, "webhook-gateway-svc", nil)
-		const done = `eventgate_controller_reconciles_total{result="success"}`
-		before := c.metric(done)
-		// Any change of the Gateway queues it; a label does not change what it asks for.
-		k.patch(t, "webhook-gateway", `{"metadata":{"labels":{"touched":"yes"}}}`)
-		testenv.Eventually(t, wait, poll, func() error {
-			if got := c.metric(done); got == before {
-				return fmt.Errorf("reconciles %s, still %s", got, before)
-			}
-			return nil
-		})
+		k.touchAndWaitReconcile(t, c, "webhook-gateway")
 		d := k.waitDeployment(t, "webhook-gateway-http", nil)
 		if d.ResourceVersion != first.ResourceVersion {
 			t.Errorf("Deployment rewritten: resourceVersion %s -> %s", first.ResourceVersion, d.ResourceVersion)
@@ -342,7 +333,6 @@ func TestClientErrorKeptUntilTheDeploymentIsAvailable(t *testing.T) {
 	// An edit that rewrites the Deployment: once the new Deployment is seen, the reconcile
 	// that wrote it, which saw the Error too, is the one running or done, and a reconcile
 	// that completes from then on wrote whatever it would. The label queues one more.
-	const done = `eventgate_controller_reconciles_total{result="success"}`
 	k.patch(t, "webhook-gateway", `{"spec":{"processorPort":"9331"}}`)
 	k.waitDeployment(t, "webhook-gateway-http", func(d *appsv1.Deployment) error {
 		if got := envOf(t, d.Spec.Template.Spec.Containers[0])["GATEWAY_SERVER_PORT"]; got != "9331" {
@@ -350,14 +340,7 @@ func TestClientErrorKeptUntilTheDeploymentIsAvailable(t *testing.T) {
 		}
 		return nil
 	})
-	before := c.metric(done)
-	k.patch(t, "webhook-gateway", `{"metadata":{"labels":{"touched":"yes"}}}`)
-	testenv.Eventually(t, wait, poll, func() error {
-		if got := c.metric(done); got == before {
-			return fmt.Errorf("reconciles %s, still %s", got, before)
-		}
-		return nil
-	})
+	k.touchAndWaitReconcile(t, c, "webhook-gateway")
 	u := k.gateway(t, "webhook-gateway")
 	phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
 	msg, _, _ := unstructured.NestedString(u.Object, "status", "message")

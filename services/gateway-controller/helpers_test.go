@@ -169,6 +169,21 @@ func (k *kubeTest) patch(t *testing.T, name, patch string) {
 	}
 }
 
+// touchAndWaitReconcile labels the Gateway name, which queues it without changing what it
+// asks for, and waits until c completes a reconcile after that.
+func (k *kubeTest) touchAndWaitReconcile(t *testing.T, c *controllerProc, name string) {
+	t.Helper()
+	const done = `eventgate_controller_reconciles_total{result="success"}`
+	before := c.metric(done)
+	k.patch(t, name, `{"metadata":{"labels":{"touched":"yes"}}}`)
+	testenv.Eventually(t, wait, poll, func() error {
+		if got := c.metric(done); got == before {
+			return fmt.Errorf("reconciles %s, still %s", got, before)
+		}
+		return nil
+	})
+}
+
 func (k *kubeTest) gateway(t *testing.T, name string) *unstructured.Unstructured {
 	t.Helper()
 	u, err := k.gws.Get(context.Background(), name, metav1.GetOptions{})

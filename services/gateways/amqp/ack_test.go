@@ -27,15 +27,8 @@ const (
 // those delivered and unacknowledged) and the consumers.
 func queueState(t testing.TB, url, queue string) (ready, consumers int) {
 	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, closeConn := brokerChannel(t, url)
+	defer closeConn()
 	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	if err != nil {
 		t.Fatalf("inspect queue %q: %v", queue, err)
@@ -288,18 +281,11 @@ func TestRejectDeadLetters(t *testing.T) {
 	exchange, queue := names(t)
 	dlx, dlq := exchange+"-dead", queue+"-dead"
 	declareQueue(t, b.URL, dlx, "fanout", dlq, "")
-	declareQueueWith(t, b.URL, exchange, queue, amqp.Table{"x-dead-letter-exchange": dlx})
+	declareQueueWith(t, b.URL, exchange, "direct", queue, "k", amqp.Table{"x-dead-letter-exchange": dlx})
 	publish(t, b.URL, exchange, "k", texts(true, "ok-1", "bad", "ok-2")...)
 
-	conn, err := amqp.Dial(b.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch, closeConn := brokerChannel(t, b.URL)
+	defer closeConn()
 	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -324,45 +310,12 @@ func TestRejectDeadLetters(t *testing.T) {
 	}
 	close(end)
 	<-settled
-	conn.Close() // what is unacknowledged would go back to the queue
+	closeConn() // what is unacknowledged would go back to the queue
 
 	waitReady(t, b.URL, dlq, 1)
 	if ready, _ := queueState(t, b.URL, queue); ready != 0 {
 		t.Errorf("%d messages back in the queue, want none", ready)
 	}
-}
-
-// declareQueueWith declares a durable queue with arguments, bound to a durable direct
-// exchange with key k.
-func declareQueueWith(t testing.TB, url, exchange, queue string, args amqp.Table) {
-	t.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.ExchangeDeclare(exchange, "direct", true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, "k", exchange, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				ch.QueueDelete(queue, false, false, false)
-				ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
-	})
 }
 
 func TestLedgerAcknowledgesThePrefixAtOnce(t *testing.T) {

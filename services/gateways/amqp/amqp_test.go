@@ -85,24 +85,39 @@ func texts(persistent bool, values ...string) []amqp.Publishing {
 	return out
 }
 
-// declareQueue makes a durable queue bound to a durable exchange before the source
-// starts, so that what is published first is kept for it (the source's own declarations
-// are the same, and so no-ops).
-func declareQueue(t testing.TB, url, exchange, kind, queue, key string) {
+// brokerChannel dials url and opens a channel on the connection; closeConn closes the
+// connection, and so the channel.
+func brokerChannel(t testing.TB, url string) (ch *amqp.Channel, closeConn func()) {
 	t.Helper()
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	ch, err := conn.Channel()
+	ch, err = conn.Channel()
 	if err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
+	return ch, func() { conn.Close() }
+}
+
+// declareQueue makes a durable queue bound to a durable exchange before the source
+// starts, so that what is published first is kept for it (the source's own declarations
+// are the same, and so no-ops).
+func declareQueue(t testing.TB, url, exchange, kind, queue, key string) {
+	t.Helper()
+	declareQueueWith(t, url, exchange, kind, queue, key, nil)
+}
+
+// declareQueueWith is declareQueue of a queue with arguments.
+func declareQueueWith(t testing.TB, url, exchange, kind, queue, key string, args amqp.Table) {
+	t.Helper()
+	ch, closeConn := brokerChannel(t, url)
+	defer closeConn()
 	if err := ch.ExchangeDeclare(exchange, kind, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, args); err != nil {
 		t.Fatal(err)
 	}
 	if err := ch.QueueBind(queue, key, exchange, false, nil); err != nil {
@@ -568,7 +583,7 @@ func TestQueueDeclareArgumentsMatchAnExistingQueue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			exchange, queue := names(t)
-			declareQueueWith(t, b.URL, exchange, queue, tc.args)
+			declareQueueWith(t, b.URL, exchange, "direct", queue, "k", tc.args)
 			publish(t, b.URL, exchange, "k", texts(true, "m1")...)
 			data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 100ms, factor: 1}\nqueueDeclare: {name: %s, durable: true, arguments: %s}", b.URL, exchange, queue, tc.yaml)
 			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "args", Data: data})
@@ -596,7 +611,7 @@ func TestExistingQueueMismatchIsReportedAndRetried(t *testing.T) {
 			logs, opt := testenv.CaptureLogs(t)
 			gw := testenv.StartGateway(t, gateway{}, opt)
 			exchange, queue := names(t)
-			declareQueueWith(t, b.URL, exchange, queue, tc.args)
+			declareQueueWith(t, b.URL, exchange, "direct", queue, "k", tc.args)
 			data := fmt.Sprintf("url: %s\nexchangeName: %s\nexchangeType: direct\nroutingKey: k\nbackoff: {duration: 100ms, factor: 1}\nqueueDeclare: {name: %s, durable: true}", b.URL, exchange, queue)
 			s := testenv.OpenStream(t, gw.Client, &gateways.EventSource{Name: "mismatch", Data: data})
 
@@ -609,15 +624,8 @@ func TestExistingQueueMismatchIsReportedAndRetried(t *testing.T) {
 				t.Errorf("the refused declaration is logged as a lost connection:\n%s", logs)
 			}
 
-			conn, err := amqp.Dial(b.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			ch, err := conn.Channel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			ch, closeConn := brokerChannel(t, b.URL)
+			defer closeConn()
 			if _, err := ch.QueueDelete(queue, false, false, false); err != nil {
 				t.Fatal(err)
 			}

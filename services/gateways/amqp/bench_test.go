@@ -42,15 +42,8 @@ func BenchmarkConsume(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		_, queue := fill(b, b.N)
 		b.ResetTimer()
-		conn, err := amqp.Dial(broker.URL)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			b.Fatal(err)
-		}
+		ch, closeConn := brokerChannel(b, broker.URL)
+		defer closeConn()
 		if err := ch.Qos(DefaultPrefetch, 0, false); err != nil {
 			b.Fatal(err)
 		}

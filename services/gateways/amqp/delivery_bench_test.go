@@ -170,15 +170,8 @@ type publisher struct {
 
 func startPublisher(b *testing.B, url, exchange, run string) *publisher {
 	b.Helper()
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		b.Fatal(err)
-	}
+	ch, closeConn := brokerChannel(b, url)
+	b.Cleanup(closeConn)
 	return &publisher{ch: ch, exchange: exchange, run: run}
 }
 

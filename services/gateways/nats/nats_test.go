@@ -17,6 +17,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventgate/eventgate/pkg/server"
 	"github.com/eventgate/eventgate/pkg/testenv"
 	"github.com/eventgate/eventgate/pkg/testenv/natsenv"
 	"github.com/eventgate/eventgate/protos/gateways"
@@ -267,22 +268,7 @@ func TestInvalidEventSources(t *testing.T) {
 // A client too slow for the publisher: the source holds what its bounds allow and the rest
 // is dropped and counted. Every message is either delivered, once, in order, or counted.
 func TestSlowClientDropsAreCounted(t *testing.T) {
-	url := natsenv.Start(t, -1)
-	subs := make(chan *nats.Subscription, 1)
-	gw := newGateway()
-	gw.pendingMsgs = 16
-	gw.subscribed = func(s *nats.Subscription) { subs <- s }
-	server := testenv.StartGateway(t, gw)
-	stream, err := server.Client.StartEventSource(t.Context(), &gateways.EventSource{Name: "slow", Data: "url: " + url + "\nsubject: slow"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sub *nats.Subscription
-	select {
-	case sub = <-subs:
-	case <-time.After(10 * time.Second):
-		t.Fatal("source did not subscribe")
-	}
+	url, stream, sub := startSlowSource(t, t.Context())
 
 	// The test does not read the stream while publishing: gRPC flow control stops the
 	// source once its window is full, and the source's queue overflows.
@@ -294,15 +280,7 @@ func TestSlowClientDropsAreCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if d, _ := sub.Dropped(); d == 0 {
-			return fmt.Errorf("nothing dropped yet")
-		}
-		return nil
-	})
+	flushUntilDropped(t, nc, sub)
 
 	last, got := -1, 0
 	testenv.Eventually(t, 30*time.Second, 0, func() error {
@@ -338,23 +316,9 @@ func TestSlowClientDropsAreCounted(t *testing.T) {
 // the call.
 func overflow(t *testing.T) (*nats.Subscription, *testenv.SyncBuffer, context.CancelFunc) {
 	t.Helper()
-	url := natsenv.Start(t, -1)
-	subs := make(chan *nats.Subscription, 1)
-	gw := newGateway()
-	gw.pendingMsgs = 16
-	gw.subscribed = func(s *nats.Subscription) { subs <- s }
 	logs, withLogs := testenv.CaptureLogs(t)
-	server := testenv.StartGateway(t, gw, withLogs)
 	ctx, cancel := context.WithCancel(t.Context())
-	if _, err := server.Client.StartEventSource(ctx, &gateways.EventSource{Name: "slow", Data: "url: " + url + "\nsubject: slow"}); err != nil {
-		t.Fatal(err)
-	}
-	var sub *nats.Subscription
-	select {
-	case sub = <-subs:
-	case <-time.After(10 * time.Second):
-		t.Fatal("source did not subscribe")
-	}
+	url, _, sub := startSlowSource(t, ctx, withLogs)
 	nc := connect(t, url)
 	body := bytes.Repeat([]byte("x"), 1000)
 	for range 2000 {
@@ -362,6 +326,37 @@ func overflow(t *testing.T) (*nats.Subscription, *testenv.SyncBuffer, context.Ca
 			t.Fatal(err)
 		}
 	}
+	flushUntilDropped(t, nc, sub)
+	return sub, logs, cancel
+}
+
+// startSlowSource starts a NATS server and, on a gateway server with opts, a core NATS
+// source of subject "slow" with room for 16 messages, on a call made with ctx. It returns
+// the NATS server's URL, the call, and the source's subscription once it subscribed.
+func startSlowSource(t *testing.T, ctx context.Context, opts ...server.Option) (string, gateways.Eventing_StartEventSourceClient, *nats.Subscription) {
+	t.Helper()
+	url := natsenv.Start(t, -1)
+	subs := make(chan *nats.Subscription, 1)
+	gw := newGateway()
+	gw.pendingMsgs = 16
+	gw.subscribed = func(s *nats.Subscription) { subs <- s }
+	srv := testenv.StartGateway(t, gw, opts...)
+	stream, err := srv.Client.StartEventSource(ctx, &gateways.EventSource{Name: "slow", Data: "url: " + url + "\nsubject: slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sub := <-subs:
+		return url, stream, sub
+	case <-time.After(10 * time.Second):
+		t.Fatal("source did not subscribe")
+		return "", nil, nil
+	}
+}
+
+// flushUntilDropped flushes what nc published and waits until sub dropped some of it.
+func flushUntilDropped(t *testing.T, nc *nats.Conn, sub *nats.Subscription) {
+	t.Helper()
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +366,6 @@ func overflow(t *testing.T) (*nats.Subscription, *testenv.SyncBuffer, context.Ca
 		}
 		return nil
 	})
-	return sub, logs, cancel
 }
 
 var dropReport = regexp.MustCompile(`msg="client too slow: NATS messages dropped" .*\bdropped=(\d+) droppedSinceConnect=(\d+)`)

@@ -62,6 +62,16 @@ func start(t testing.TB, cfg *rest.Config) *harness {
 	return h
 }
 
+// startViaProxy is start with the API server of cfg reached through a proxy the test can
+// cut and restore.
+func startViaProxy(t testing.TB, cfg *rest.Config) (*harness, *testenv.Proxy) {
+	t.Helper()
+	proxy := testenv.StartProxy(t, strings.TrimPrefix(cfg.Host, "https://"))
+	viaProxy := rest.CopyConfig(cfg)
+	viaProxy.Host = "https://" + proxy.Addr
+	return start(t, viaProxy), proxy
+}
+
 // open starts a source and waits until it watches.
 func (h *harness) open(t testing.TB, name, data string) *testenv.Stream {
 	t.Helper()
@@ -400,10 +410,7 @@ func TestCustomResources(t *testing.T) {
 // all, and the delete that happened during the break comes from the informer's tombstone.
 func TestWatchBrokenMidStream(t *testing.T) {
 	env := kubeenv.Shared(t)
-	proxy := testenv.StartProxy(t, strings.TrimPrefix(env.Admin.Host, "https://"))
-	viaProxy := rest.CopyConfig(env.Admin)
-	viaProxy.Host = "https://" + proxy.Addr
-	h := start(t, viaProxy)
+	h, proxy := startViaProxy(t, env.Admin)
 	ns := env.Namespace(t)
 	c := objects(t, env.Admin, configMaps, ns)
 	for _, name := range []string{"same", "changed", "deleted"} {
@@ -448,10 +455,7 @@ func TestWatchBrokenMidStream(t *testing.T) {
 // MODIFIED spanning two objects.
 func TestRecreatedDuringBreak(t *testing.T) {
 	env := kubeenv.Shared(t)
-	proxy := testenv.StartProxy(t, strings.TrimPrefix(env.Admin.Host, "https://"))
-	viaProxy := rest.CopyConfig(env.Admin)
-	viaProxy.Host = "https://" + proxy.Addr
-	h := start(t, viaProxy)
+	h, proxy := startViaProxy(t, env.Admin)
 	ns := env.Namespace(t)
 	c := objects(t, env.Admin, configMaps, ns)
 	first := create(t, c, configMap("x", nil, nil, map[string]any{"gen": "1"}))
@@ -556,10 +560,7 @@ func TestForbiddenThenGrantedEndToEnd(t *testing.T) {
 func TestWatchForbidden(t *testing.T) {
 	env := kubeenv.Shared(t)
 	ns := env.Namespace(t)
-	proxy := testenv.StartProxy(t, strings.TrimPrefix(env.User.Host, "https://"))
-	viaProxy := rest.CopyConfig(env.User)
-	viaProxy.Host = "https://" + proxy.Addr
-	h := start(t, viaProxy)
+	h, proxy := startViaProxy(t, env.User)
 	allow(t, env, ns, "list")
 	waitWatchAllowed(t, env, ns, false)
 	src := &gateways.EventSource{Name: "cms", Data: fmt.Sprintf("namespace: %s\nversion: v1\nkind: ConfigMap\nbackoff: {duration: 10ms}", ns)}
