@@ -3,8 +3,6 @@ package testenv
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventgate/eventgate/pkg/freeport"
 )
 
 // BuildTags are the Go build tags of eventgate's binaries, as .bazelrc gives them to Bazel:
@@ -170,54 +170,15 @@ func (p *Process) Exited() (bool, error) {
 }
 
 // FreePort returns a 127.0.0.1 address with a port that was free a moment ago, for servers
-// that must be told their port (a process's flags, a broker restarted on the same port).
-// The port is outside the kernel's ephemeral range: a server stopped and started again on
-// it (a fault test's restart) would otherwise find it taken, because the kernel may give
-// any free ephemeral port to an outgoing connection of any process in the meantime, as the
-// local end of a connection to elsewhere.
+// that must be told their port (a process's flags, a broker restarted on the same port),
+// outside the kernel's ephemeral range (freeport.Addr says why).
 func FreePort(t testing.TB) string {
 	t.Helper()
-	low, high := ephemeralPorts()
-	// The ports just below the range, or, were there too few, those above it.
-	from, to := max(low-20000, 10000), low
-	if to-from < 1000 {
-		from, to = high+1, 65536
-	}
-	if to-from >= 1000 {
-		for range 100 {
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(from+rand.IntN(to-from)))
-			if lis, err := net.Listen("tcp", addr); err == nil {
-				lis.Close()
-				return addr
-			}
-		}
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatalf("find a free loopback port: %v", err)
 	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
-// ephemeralPorts is the kernel's range of local ports for outgoing connections (Linux's
-// default if it cannot be read).
-func ephemeralPorts() (low, high int) {
-	low, high = 32768, 60999
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return low, high
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return low, high
-	}
-	l, err1 := strconv.Atoi(f[0])
-	h, err2 := strconv.Atoi(f[1])
-	if err1 != nil || err2 != nil || l < 1 || h < l || h > 65535 {
-		return low, high
-	}
-	return l, h
+	return addr
 }
 
 // errNotReady is the condition error of a server that does not answer yet.

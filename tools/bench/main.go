@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/eventgate/eventgate/pkg/freeport"
 )
 
 type options struct {
@@ -248,7 +250,7 @@ func startPath(dir string, bins binaries, o options) (*path, error) {
 	p := &path{arrivals: newArrivals()}
 	addr := map[string]string{}
 	for _, name := range []string{"sensor", "bare", "relay", "benthos"} {
-		a, err := freeAddr()
+		a, err := freeport.Addr()
 		if err != nil {
 			return p, err
 		}
@@ -354,7 +356,7 @@ func (p *path) stop() {
 func startGateway(dir string, bins binaries, name, sensorURL string, extraEnv, clientArgs []string, profile bool) (*gatewayPath, error) {
 	addr := map[string]string{}
 	for _, n := range []string{"webhook", "grpc", "metrics", "webhookPprof", "clientPprof"} {
-		a, err := freeAddr()
+		a, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}

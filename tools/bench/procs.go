@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -211,16 +210,6 @@ func eachField(pid, file string, f func(key, value string)) error {
 		f(key, strings.TrimSpace(value))
 	}
 	return nil
-}
-
-// freeAddr is a 127.0.0.1 address whose port was free a moment ago.
-func freeAddr() (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer lis.Close()
-	return lis.Addr().String(), nil
 }
 
 // waitFor polls check until it returns nil, for at most total.
