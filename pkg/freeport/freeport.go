@@ -57,3 +57,13 @@ func ephemeralPorts() (low, high int) {
 	}
 	return l, h
 }
+
+// Port is the port of Addr, for servers given a port alone.
+func Port() (int, error) {
+	addr, err := Addr()
+	if err != nil {
+		return 0, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
+}

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/eventgate/eventgate/pkg/freeport"
 )
 
 // Env is a running API server.
@@ -134,7 +135,7 @@ func start(apiserverBin, etcdBin string) (_ *Env, err error) {
 	if err := writeRSAKey(saKey); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}
@@ -189,11 +190,11 @@ current-context: kubeenv
 }
 
 func (e *Env) startEtcd(bin string) (string, error) {
-	client, err := freePort()
+	client, err := freeport.Port()
 	if err != nil {
 		return "", err
 	}
-	peer, err := freePort()
+	peer, err := freeport.Port()
 	if err != nil {
 		return "", err
 	}
@@ -311,13 +312,4 @@ func writeRSAKey(path string) error {
 		return err
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-func freePort() (int, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer lis.Close()
-	return lis.Addr().(*net.TCPAddr).Port, nil
 }

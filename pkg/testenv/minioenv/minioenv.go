@@ -9,7 +9,6 @@ package minioenv
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/eventgate/eventgate/pkg/freeport"
 	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
@@ -104,11 +104,11 @@ func Start(t testing.TB) *Server {
 }
 
 func start(bin, dir string) (*Server, error) {
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}
-	console, err := freePort()
+	console, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}
@@ -228,13 +228,4 @@ func (s *Server) MakeBucket(t testing.TB, name string) {
 	t.Cleanup(func() {
 		c.RemoveBucketWithOptions(ctx, name, minio.RemoveBucketOptions{ForceDelete: true})
 	})
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
