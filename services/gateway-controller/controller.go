@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -169,6 +170,10 @@ func (c *controller) run(ctx context.Context, workers int) error {
 	return nil
 }
 
+// staleRetry is how long a reconcile that met a newer Gateway than its cache's waits for
+// the cache to catch up.
+const staleRetry = 100 * time.Millisecond
+
 // next reconciles one queued key; false once the queue is shut down.
 func (c *controller) next(ctx context.Context) bool {
 	key, quit := c.queue.Get()
@@ -178,6 +183,14 @@ func (c *controller) next(ctx context.Context) bool {
 	defer c.queue.Done(key)
 	start := time.Now()
 	err := c.reconcile(ctx, key)
+	if apierrors.IsConflict(err) {
+		// Decided on a copy the cache had not yet updated: decide again on the new one,
+		// soon, as no failure and without the failures' backoff.
+		c.log.Debug("reconciled a stale copy: again", "gateway", key, "error", err)
+		c.metrics.observe(nil, time.Since(start))
+		c.queue.AddAfter(key, staleRetry)
+		return true
+	}
 	c.metrics.observe(err, time.Since(start))
 	if err != nil {
 		c.log.Warn("reconcile failed, retrying with backoff", "gateway", key, "error", err, "retries", c.queue.NumRequeues(key))

@@ -8,10 +8,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/eventgate/eventgate/pkg/testenv"
+	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
 // The seed's example Gateway, applied unchanged but for its image names, becomes a
@@ -351,5 +353,32 @@ func TestClientErrorKeptUntilTheDeploymentIsAvailable(t *testing.T) {
 	k.makeAvailable(t, "webhook-gateway-http")
 	if msg := k.waitPhase(t, "webhook-gateway", "Running"); !strings.Contains(msg, "webhook-gateway-http") {
 		t.Errorf("Running message = %q, want it to name the Deployment", msg)
+	}
+}
+
+// A status decided on a stale copy of the Gateway (the informer's cache behind a write)
+// is refused, not written over what was written since, such as the client's Error.
+func TestStatusFromAStaleCopyIsNotWritten(t *testing.T) {
+	k := newKubeTest(t)
+	k.create(t, k.seed(t))
+	stale := k.gateway(t, "webhook-gateway")
+	const clientMessage = "gateway-client: Gateway x/webhook-gateway cannot run: no sensors to deliver to"
+	k.patch(t, "webhook-gateway", `{"status":{"phase":"Error","message":"`+clientMessage+`"}}`)
+
+	c := &controller{gateways: kubeenv.Dynamic(t, k.env.Admin).Resource(gatewaysGVR), log: testenv.Logger(t)}
+	err := c.setStatus(context.Background(), stale, "Pending", "waiting for Deployment webhook-gateway-http to become available", "")
+	if !apierrors.IsConflict(err) {
+		t.Errorf("setStatus on a stale copy: %v, want a Conflict", err)
+	}
+	u := k.gateway(t, "webhook-gateway")
+	if phase, _, _ := unstructured.NestedString(u.Object, "status", "phase"); phase != "Error" {
+		t.Errorf("phase %q after a write from a stale copy, want the client's Error kept", phase)
+	}
+	// On the current copy, it writes.
+	if err := c.setStatus(context.Background(), u, "Pending", "waiting", ""); err != nil {
+		t.Fatal(err)
+	}
+	if phase, _, _ := unstructured.NestedString(k.gateway(t, "webhook-gateway").Object, "status", "phase"); phase != "Pending" {
+		t.Errorf("phase %q after a write from the current copy, want Pending", phase)
 	}
 }

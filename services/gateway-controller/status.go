@@ -15,7 +15,7 @@ import (
 
 // setStatus writes the Gateway's phase and message when they changed, with a merge patch of
 // those two fields only: the gateway-client writes status.nodes of the same object, and a
-// full update would race it. An Error also becomes a Warning Event (with reason), once per
+// full update would race it. A Conflict means u was stale (see next). An Error also becomes a Warning Event (with reason), once per
 // change of message rather than once per reconcile.
 func (c *controller) setStatus(ctx context.Context, u *unstructured.Unstructured, phase v1alpha1.NodePhase, message, reason string) error {
 	oldPhase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
@@ -29,7 +29,13 @@ func (c *controller) setStatus(ctx context.Context, u *unstructured.Unstructured
 	} else {
 		c.log.Info("Gateway phase", "gateway", keyOf(u), "phase", phase, "message", message)
 	}
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{"phase": phase, "message": message}})
+	// With the resourceVersion it was decided on, the patch applies only to the Gateway as
+	// the controller saw it: decided on a stale copy, it would overwrite what was written
+	// since, such as the gateway-client's Error (clientError), and is decided again.
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": u.GetResourceVersion()},
+		"status":   map[string]any{"phase": phase, "message": message},
+	})
 	if err != nil {
 		return err
 	}
