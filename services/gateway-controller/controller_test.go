@@ -16,6 +16,22 @@ import (
 	"github.com/eventgate/eventgate/pkg/testenv/kubeenv"
 )
 
+// The shared test API server runs the OwnerReferencesPermissionEnforcement admission plugin
+// (OpenShift's default): the children's ownerReferences carry blockOwnerDeletion, which it
+// allows only to whoever may update the Gateway's finalizers. With the chart's rights, the
+// controller still makes the Deployment and Service, and the Gateway does not go Error.
+func TestChartControllerUnderOwnerReferencesPermissionEnforcement(t *testing.T) {
+	k := newKubeTest(t)
+	k.startChartController(t)
+	k.create(t, k.seed(t))
+	d := k.waitDeployment(t, "webhook-gateway-http", nil)
+	if refs := d.OwnerReferences; len(refs) != 1 || refs[0].BlockOwnerDeletion == nil || !*refs[0].BlockOwnerDeletion {
+		t.Errorf("Deployment ownerReferences %+v: want one, with blockOwnerDeletion (what the admission plugin checks)", refs)
+	}
+	k.waitService(t, "webhook-gateway-svc", nil)
+	k.waitPhase(t, "webhook-gateway", "Pending")
+}
+
 // The seed's example Gateway, applied unchanged but for its image names, becomes a
 // Deployment and a Service with v0.10's environment, labels and owner; the controller runs
 // as the chart's Deployment runs it, with its ServiceAccount's rights; the phase goes Pending, then Running once the Deployment

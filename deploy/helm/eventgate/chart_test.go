@@ -58,13 +58,18 @@ var everythingOn = []string{
 	"--set", "metrics.serviceMonitor.enabled=true",
 	"--set", "gateway.networkPolicy.enabled=true",
 	"--set", "gateway.rbac.extraRules[0].apiGroups[0]=,gateway.rbac.extraRules[0].resources={pods},gateway.rbac.extraRules[0].verbs={get,list,watch}",
+	"--set", "gateway.namespaces={team-a,team-b}",
 }
 
 // controllerRules are the controller's rights where Gateways live: what it needs, no more.
 var controllerRules = []any{
-	rule([]string{"argoproj.io"}, []string{"gateways"}, "get", "list", "watch", "update", "patch"),
-	rule([]string{"apps"}, []string{"deployments"}, "get", "list", "watch", "create", "update", "patch", "delete"),
-	rule([]string{""}, []string{"services"}, "get", "list", "watch", "create", "update", "patch", "delete"),
+	rule([]string{"argoproj.io"}, []string{"gateways"}, "get", "list", "watch", "patch"),
+	// The OwnerReferencesPermissionEnforcement admission plugin's condition for the
+	// blockOwnerDeletion of the children's ownerReferences.
+	rule([]string{"argoproj.io"}, []string{"gateways/finalizers"}, "update"),
+	// Server-side apply: create and patch, never update.
+	rule([]string{"apps"}, []string{"deployments"}, "get", "list", "watch", "create", "patch", "delete"),
+	rule([]string{""}, []string{"services"}, "get", "list", "watch", "create", "patch", "delete"),
 	rule([]string{""}, []string{"events"}, "create", "patch"),
 }
 
@@ -85,14 +90,23 @@ func TestTemplate(t *testing.T) {
 			want(t, "controller ClusterRole rules", get(t, one(t, objs, "ClusterRole", "eventgate-controller"), "rules"), controllerRules)
 			want(t, "its own namespace's rules", get(t, one(t, objs, "Role", "eventgate-controller-self"), "rules"), []any{
 				rule([]string{"coordination.k8s.io"}, []string{"leases"}, "get", "create", "update"),
-				rule([]string{""}, []string{"configmaps"}, "get", "list", "watch"),
+				rule([]string{""}, []string{"configmaps"}, "get"),
 			})
 			want(t, "gateway ClusterRole rules", get(t, one(t, objs, "ClusterRole", "eventgate-gateway"), "rules"), []any{
 				rule([]string{"argoproj.io"}, []string{"gateways"}, "get", "patch"),
 				rule([]string{""}, []string{"configmaps"}, "get", "list", "watch"),
 				rule([]string{""}, []string{"secrets"}, "get"),
 			})
-			want(t, "gateway binding subject", get(t, one(t, objs, "ClusterRoleBinding", "eventgate-gateway"), "subjects"), []any{
+			// Bound in the release namespace only, to its ServiceAccount: a gateway pod's rights
+			// stop at its namespace.
+			wantNames(t, objs, "ClusterRoleBinding", "eventgate-controller")
+			wantNames(t, objs, "RoleBinding", "eventgate-controller-self", "eventgate-gateway")
+			gwb := one(t, objs, "RoleBinding", "eventgate-gateway")
+			want(t, "gateway binding namespace", gwb.GetNamespace(), namespace)
+			want(t, "gateway binding role", get(t, gwb, "roleRef"), map[string]any{
+				"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "eventgate-gateway",
+			})
+			want(t, "gateway binding subject", get(t, gwb, "subjects"), []any{
 				map[string]any{"kind": "ServiceAccount", "name": "argo-events-sa", "namespace": namespace},
 			})
 			want(t, "ConfigMap config", config(t, objs), map[string]any{"instanceID": "argo-events"})
@@ -185,8 +199,46 @@ func TestTemplate(t *testing.T) {
 			want(t, "NetworkPolicy ingress", get(t, np, "spec", "ingress"), []any{
 				map[string]any{"ports": []any{map[string]any{"port": int64(12000), "protocol": "TCP"}}},
 			})
-			rules := get(t, one(t, objs, "ClusterRole", "eventgate-gateway"), "rules").([]any)
+			// extraRules are cluster-wide, in a ClusterRole of their own.
+			rules := get(t, one(t, objs, "ClusterRole", "eventgate-gateway-watch"), "rules").([]any)
 			want(t, "extra gateway rule", rules[len(rules)-1], rule([]string{""}, []string{"pods"}, "get", "list", "watch"))
+			want(t, "gateway ClusterRole rules", len(get(t, one(t, objs, "ClusterRole", "eventgate-gateway"), "rules").([]any)), 3)
+			// gateway.namespaces: the ServiceAccount and a RoleBinding in each listed namespace.
+			var sas, bindings []string
+			for _, o := range objs {
+				switch {
+				case o.GetKind() == "ServiceAccount" && o.GetName() == "argo-events-sa":
+					sas = append(sas, o.GetNamespace())
+				case o.GetKind() == "RoleBinding" && o.GetName() == "eventgate-gateway":
+					bindings = append(bindings, o.GetNamespace())
+					want(t, "binding subject in "+o.GetNamespace(), get(t, o, "subjects"), []any{
+						map[string]any{"kind": "ServiceAccount", "name": "argo-events-sa", "namespace": o.GetNamespace()},
+					})
+				}
+			}
+			want(t, "gateway ServiceAccounts' namespaces", sorted(sas), []string{namespace, "team-a", "team-b"})
+			want(t, "gateway RoleBindings' namespaces", sorted(bindings), []string{namespace, "team-a", "team-b"})
+			var subjects []string
+			for _, s := range get(t, one(t, objs, "ClusterRoleBinding", "eventgate-gateway-watch"), "subjects").([]any) {
+				subjects = append(subjects, s.(map[string]any)["namespace"].(string)+"/"+s.(map[string]any)["name"].(string))
+			}
+			want(t, "watch binding subjects", sorted(subjects), []string{namespace + "/argo-events-sa", "team-a/argo-events-sa", "team-b/argo-events-sa"})
+		},
+	}, {
+		name: "network policy: from without ports",
+		args: []string{"--set", "gateway.networkPolicy.enabled=true", "--set", "gateway.networkPolicy.ingressPorts=null",
+			"--set", "gateway.networkPolicy.from[0].podSelector.matchLabels.app=sensor"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			// The peers may reach every port; not `ingress: []`, which admits no one.
+			want(t, "NetworkPolicy ingress", get(t, one(t, objs, "NetworkPolicy", "eventgate-gateways"), "spec", "ingress"), []any{
+				map[string]any{"from": []any{map[string]any{"podSelector": map[string]any{"matchLabels": map[string]any{"app": "sensor"}}}}},
+			})
+		},
+	}, {
+		name: "network policy: no ports, no from",
+		args: []string{"--set", "gateway.networkPolicy.enabled=true", "--set", "gateway.networkPolicy.ingressPorts=null"},
+		check: func(t *testing.T, objs []*unstructured.Unstructured) {
+			want(t, "NetworkPolicy ingress", get(t, one(t, objs, "NetworkPolicy", "eventgate-gateways"), "spec", "ingress"), []any{})
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,6 +275,12 @@ func TestValuesSchema(t *testing.T) {
 		{"unknown key deeper", "gateway.networkPolicy.enable=true", "additional properties 'enable' not allowed"},
 		{"wrong type", "controller.replicas=two", "/controller/replicas': got string, want integer"},
 		{"not one of", "controller.logLevel=verbose", "/controller/logLevel"},
+		// The API server refuses a rule with resources but no apiGroups.
+		{"extra rule without apiGroups", "gateway.rbac.extraRules[0].resources={pods},gateway.rbac.extraRules[0].verbs={get}",
+			"missing property 'apiGroups'"},
+		{"extra rule without resources", "gateway.rbac.extraRules[0].apiGroups[0]=,gateway.rbac.extraRules[0].verbs={get}",
+			"missing property 'resources'"},
+		{"gateway namespace not a name", "gateway.namespaces={Team_A}", "/gateway/namespaces/0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := helmenv.Run(t, "template", helmenv.Release, chart, "--set", tc.set)
@@ -317,10 +375,10 @@ func TestInstall(t *testing.T) {
 	exists(serviceAcctGVR, namespace, "eventgate-controller")
 	exists(serviceAcctGVR, namespace, "argo-events-sa")
 	exists(configMapGVR, namespace, "eventgate-controller-config")
-	for _, name := range []string{"eventgate-controller", "eventgate-gateway"} {
-		exists(rbac("clusterroles"), "", name)
-		exists(rbac("clusterrolebindings"), "", name)
-	}
+	exists(rbac("clusterroles"), "", "eventgate-controller")
+	exists(rbac("clusterrolebindings"), "", "eventgate-controller")
+	exists(rbac("clusterroles"), "", "eventgate-gateway")
+	exists(rbac("rolebindings"), namespace, "eventgate-gateway")
 	exists(rbac("roles"), namespace, "eventgate-controller-self")
 	exists(rbac("rolebindings"), namespace, "eventgate-controller-self")
 	want(t, "installed replicas", get(t, dep, "spec", "replicas"), int64(1))
@@ -353,41 +411,71 @@ func TestInstall(t *testing.T) {
 // namespaces they need them, and no more.
 func TestRBAC(t *testing.T) {
 	env := kubeenv.Shared(t)
+	// sa is the ServiceAccount's name, as sa or namespace/sa (default: the release's
+	// namespace); resource may name a subresource, as resource/subresource.
 	type access struct {
 		sa, verb, group, resource, ns string
 		allowed                       bool
 	}
 	const ctl, gw = "eventgate-controller", "argo-events-sa"
+	// The gateway ServiceAccount of a namespace listed in gateway.namespaces, and of one not.
+	const gwListed, gwOther = "rbac-cluster-listed/argo-events-sa", "team-a/argo-events-sa"
 	for _, tc := range []struct {
 		name, ns string
-		set      []string
-		checks   []access
+		// more namespaces to create first
+		more   []string
+		set    []string
+		checks []access
 	}{{
 		name: "cluster-wide, resources to watch",
 		ns:   "rbac-cluster",
-		set:  []string{"gateway.rbac.watch[0].resources={configmaps,pods},gateway.rbac.watch[1].apiGroup=apps,gateway.rbac.watch[1].resources={deployments}"},
+		more: []string{"rbac-cluster-listed"},
+		set: []string{"gateway.rbac.watch[0].resources={configmaps,pods},gateway.rbac.watch[1].apiGroup=apps,gateway.rbac.watch[1].resources={deployments}",
+			"gateway.namespaces={rbac-cluster-listed}"},
 		checks: []access{
 			{gw, "watch", "", "pods", "team-a", true},
 			{gw, "list", "apps", "deployments", "team-a", true},
 			{gw, "create", "apps", "deployments", "team-a", false},
 			{gw, "list", "", "services", "team-a", false},
 			{ctl, "watch", "argoproj.io", "gateways", "team-a", true},
-			{ctl, "update", "argoproj.io", "gateways", "team-a", true},
+			{ctl, "patch", "argoproj.io", "gateways", "team-a", true},
+			{ctl, "update", "argoproj.io", "gateways", "team-a", false},
+			{ctl, "update", "argoproj.io", "gateways/finalizers", "team-a", true},
 			{ctl, "create", "apps", "deployments", "team-a", true},
+			{ctl, "update", "apps", "deployments", "team-a", false},
+			{ctl, "update", "", "services", "team-a", false},
 			{ctl, "delete", "", "services", "team-a", true},
 			{ctl, "create", "", "events", "team-a", true},
 			{ctl, "update", "coordination.k8s.io", "leases", "rbac-cluster", true},
 			{ctl, "update", "coordination.k8s.io", "leases", "team-a", false},
-			{ctl, "watch", "", "configmaps", "rbac-cluster", true},
+			{ctl, "get", "", "configmaps", "rbac-cluster", true},
+			{ctl, "watch", "", "configmaps", "rbac-cluster", false},
 			{ctl, "get", "", "configmaps", "team-a", false},
 			{ctl, "get", "", "secrets", "rbac-cluster", false},
 			{ctl, "create", "", "pods", "team-a", false},
 			{gw, "get", "argoproj.io", "gateways", "rbac-cluster", true},
-			{gw, "patch", "argoproj.io", "gateways", "team-a", true},
+			{gw, "patch", "argoproj.io", "gateways", "rbac-cluster", true},
 			{gw, "delete", "argoproj.io", "gateways", "rbac-cluster", false},
 			{gw, "watch", "", "configmaps", "rbac-cluster", true},
 			{gw, "get", "", "secrets", "rbac-cluster", true},
 			{gw, "list", "", "secrets", "rbac-cluster", false},
+			// A gateway pod's rights stop at its namespace: no other namespace's Secret or
+			// Gateway (whose pod template the controller would run).
+			{gw, "patch", "argoproj.io", "gateways", "team-a", false},
+			{gw, "get", "", "secrets", "team-a", false},
+			{gw, "get", "", "secrets", "rbac-cluster-listed", false},
+			// A listed namespace's ServiceAccount: what the gateway-client and the servers
+			// need, in its own namespace; the watch rules cluster-wide.
+			{gwListed, "get", "argoproj.io", "gateways", "rbac-cluster-listed", true},
+			{gwListed, "patch", "argoproj.io", "gateways", "rbac-cluster-listed", true},
+			{gwListed, "watch", "", "configmaps", "rbac-cluster-listed", true},
+			{gwListed, "get", "", "secrets", "rbac-cluster-listed", true},
+			{gwListed, "watch", "", "pods", "team-a", true},
+			{gwListed, "get", "", "secrets", "rbac-cluster", false},
+			{gwListed, "patch", "argoproj.io", "gateways", "rbac-cluster", false},
+			// A namespace not listed: nothing (NOTES.txt says what to make there).
+			{gwOther, "get", "argoproj.io", "gateways", "team-a", false},
+			{gwOther, "get", "", "secrets", "team-a", false},
 		},
 	}, {
 		name: "single namespace, extra gateway rule",
@@ -407,25 +495,39 @@ func TestRBAC(t *testing.T) {
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := &unstructured.Unstructured{Object: map[string]any{
-				"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": tc.ns},
-			}}
+			var nss []*unstructured.Unstructured
+			for _, n := range append([]string{tc.ns}, tc.more...) {
+				nss = append(nss, &unstructured.Unstructured{Object: map[string]any{
+					"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": n},
+				}})
+			}
 			objs := helmenv.Render(t, tc.ns, tc.set...)
-			helmenv.Apply(t, env.Admin, append([]*unstructured.Unstructured{ns},
+			helmenv.Apply(t, env.Admin, append(nss,
 				helmenv.Select(objs, "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap")...))
+			account := func(a access) (namespace, name string) {
+				if ns, name, ok := strings.Cut(a.sa, "/"); ok {
+					return ns, name
+				}
+				return tc.ns, a.sa
+			}
 			// The authorizer follows new RBAC objects a moment later: wait for the granted
 			// rights first, then check every answer.
 			for _, a := range tc.checks {
 				if a.allowed {
-					kubeenv.WaitAllowed(t, kubeenv.AsServiceAccount(env.Admin, tc.ns, a.sa), a.ns, a.verb, a.group, a.resource)
+					if res, _, sub := strings.Cut(a.resource, "/"); !sub {
+						ns, name := account(a)
+						kubeenv.WaitAllowed(t, kubeenv.AsServiceAccount(env.Admin, ns, name), a.ns, a.verb, a.group, res)
+					}
 				}
 			}
 			for _, a := range tc.checks {
-				c := kubeenv.Dynamic(t, kubeenv.AsServiceAccount(env.Admin, tc.ns, a.sa))
+				ns, name := account(a)
+				c := kubeenv.Dynamic(t, kubeenv.AsServiceAccount(env.Admin, ns, name))
+				resource, sub, _ := strings.Cut(a.resource, "/")
 				review := &unstructured.Unstructured{Object: map[string]any{
 					"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
 					"spec": map[string]any{"resourceAttributes": map[string]any{
-						"namespace": a.ns, "verb": a.verb, "group": a.group, "resource": a.resource,
+						"namespace": a.ns, "verb": a.verb, "group": a.group, "resource": resource, "subresource": sub,
 					}},
 				}}
 				res, err := c.Resource(schema.GroupVersionResource{Group: "authorization.k8s.io", Version: "v1", Resource: "selfsubjectaccessreviews"}).

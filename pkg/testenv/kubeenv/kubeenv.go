@@ -158,6 +158,10 @@ func start(apiserverBin, etcdBin string) (_ *Env, err error) {
 		"--service-account-signing-key-file="+saKey,
 		// Pods are never created here; the admission plugin would want a token controller.
 		"--disable-admission-plugins=ServiceAccount",
+		// OpenShift's default: setting an ownerReference with blockOwnerDeletion needs
+		// update on the owner's finalizers subresource. On here, so that tests running a
+		// process with a chart's rights see what such clusters refuse.
+		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
 	)
 	if err != nil {
 		return nil, err

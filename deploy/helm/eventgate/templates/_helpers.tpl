@@ -85,3 +85,24 @@ may set repository, tag and pullPolicy. */}}
 {{- define "eventgate.roleKind" -}}
 {{- if .Values.singleNamespace }}Role{{ else }}ClusterRole{{ end }}
 {{- end }}
+
+{{/* The name of the gateway pods' (Cluster)Role and bindings, and of their cluster-wide
+ClusterRole and binding (watch and extraRules). */}}
+{{- define "eventgate.gateway.rbacName" -}}
+{{- printf "%s-gateway" (include "eventgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "eventgate.gateway.watchRBACName" -}}
+{{- printf "%s-gateway-watch" (include "eventgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The namespaces whose gateway ServiceAccount the chart creates and grants rights to, as a
+JSON list: the release namespace, then gateway.namespaces (cluster mode only: fails in
+singleNamespace mode, where the controller handles the release namespace only). */}}
+{{- define "eventgate.gateway.namespaces" -}}
+{{- if and .Values.singleNamespace .Values.gateway.namespaces }}
+{{- fail "gateway.namespaces: singleNamespace=true handles the release namespace only; leave gateway.namespaces empty" }}
+{{- end }}
+{{- $extra := without (.Values.gateway.namespaces | default list | uniq) .Release.Namespace }}
+{{- prepend $extra .Release.Namespace | toJson }}
+{{- end }}
