@@ -40,7 +40,17 @@ const (
 	noHealth          flaw = "no health"
 	notServing        flaw = "health NOT_SERVING"
 	ignoresWindow     flaw = "StreamEventSource ignores the window"
+
+	// The fake serves StreamEventSource with acknowledged delivery for these (ackedFlaws).
+	ackedGood       flaw = "acknowledged delivery"
+	lowersWindow    flaw = "StreamEventSource lowers the window to 1"
+	windowFirstOnly flaw = "StreamEventSource keeps the window only until the first ack"
+	streamsInvalid  flaw = "StreamEventSource streams an invalid config"
+	keepsCancelled  flaw = "StreamEventSource keeps running a cancelled source"
 )
+
+// ackedFlaws are the flaws of a fake that serves acknowledged delivery.
+var ackedFlaws = map[flaw]bool{ackedGood: true, lowersWindow: true, windowFirstOnly: true, streamsInvalid: true, keepsCancelled: true}
 
 // fake is a gateway server written against gateways.EventingServer directly, with one
 // flaw. Its sources are "ok" (valid, an event every 20ms) and "bad" (invalid).
@@ -52,7 +62,7 @@ type fake struct {
 
 	mu      sync.Mutex
 	last    string          // crossTalk: the name of the source started last
-	running map[string]bool // ignoresCancel: sources by id that never stop
+	running map[string]bool // ignoresCancel, keepsCancelled: sources by id that never stop
 }
 
 const (
@@ -136,14 +146,91 @@ func (f *fake) StartEventSource(es *gateways.EventSource, stream gateways.Eventi
 }
 
 // StreamEventSource is UNIMPLEMENTED, as on a server without acknowledged delivery, except
-// for ignoresWindow: it numbers its events but sends on whatever the client acknowledged.
+// for ignoresWindow and ackedFlaws.
 func (f *fake) StreamEventSource(stream gateways.Eventing_StreamEventSourceServer) error {
-	if f.flaw != ignoresWindow {
-		return f.UnimplementedEventingServer.StreamEventSource(stream)
+	switch {
+	case f.flaw == ignoresWindow:
+		return f.ignoreWindow(stream)
+	case ackedFlaws[f.flaw]:
+		return f.serveAcked(stream)
 	}
+	return f.UnimplementedEventingServer.StreamEventSource(stream)
+}
+
+// serveAcked is acknowledged delivery: an event every 20ms while fewer than the window are
+// unacknowledged; but for the fake's flaw.
+func (f *fake) serveAcked(stream gateways.Eventing_StreamEventSourceServer) error {
+	ctx := stream.Context()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
+	}
+	es := first.GetStart().GetSource()
+	if es.GetData() == invalidData && f.flaw != streamsInvalid {
+		return status.Error(codes.InvalidArgument, "fake.data: must be ok")
+	}
+	if f.flaw == keepsCancelled && f.stillRunning(es) {
+		<-ctx.Done() // the earlier, cancelled call of this source holds it
+		return status.Error(codes.Canceled, "cancelled")
+	}
+	window := int(first.GetStart().GetWindow())
+	if f.flaw == lowersWindow {
+		window = 1
+	}
+	acks := make(chan int) // how many seqs each ack frees
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			select {
+			case acks <- len(msg.GetAck().GetSeqs()):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	unacked, everAcked := 0, false
+	for seq := uint64(1); ; {
+		if unacked < window || (f.flaw == windowFirstOnly && everAcked) {
+			if err := stream.Send(&gateways.Event{Name: es.GetName(), Payload: []byte(`{"fake":true}`), Seq: seq}); err != nil {
+				return err
+			}
+			seq++
+			unacked++
+		}
+		select {
+		case n := <-acks:
+			unacked -= n
+			everAcked = true
+		case <-ctx.Done():
+			return nil
+		case <-f.done:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stillRunning reports whether es was started before (keepsCancelled never stops a source),
+// and marks it started.
+func (f *fake) stillRunning(es *gateways.EventSource) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	was := f.running[es.GetId()]
+	f.running[es.GetId()] = true
+	return was
+}
+
+// ignoreWindow numbers its events but sends on whatever the client acknowledged.
+func (f *fake) ignoreWindow(stream gateways.Eventing_StreamEventSourceServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if first.GetStart().GetSource().GetData() == invalidData {
+		return status.Error(codes.InvalidArgument, "fake.data: must be ok")
 	}
 	name := first.GetStart().GetSource().GetName()
 	go func() {
@@ -312,6 +399,34 @@ func TestBrokenServers(t *testing.T) {
 			if conform.Failed(results) != (tc.want == conform.Fail) {
 				t.Errorf("Failed = %v with %s %s", conform.Failed(results), tc.check, tc.want)
 			}
+		})
+	}
+}
+
+// Each fake serving acknowledged delivery with a flaw fails exactly the check for it, and
+// the one without a flaw, or that lowers the window as the proto allows, passes them all.
+func TestAckedServers(t *testing.T) {
+	tests := []struct {
+		flaw  flaw
+		check string
+		want  conform.Status
+	}{
+		{ackedGood, "", conform.Pass},
+		{lowersWindow, "", conform.Pass},
+		{windowFirstOnly, conform.CheckAckedDelivery, conform.Fail},
+		{streamsInvalid, conform.CheckStartInvalid, conform.Fail},
+		{keepsCancelled, conform.CheckCancel, conform.Fail},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.flaw), func(t *testing.T) {
+			t.Parallel()
+			addr := startFake(t, &fake{flaw: tc.flaw})
+			var want map[string]conform.Status
+			if tc.check != "" {
+				want = map[string]conform.Status{tc.check: tc.want}
+			}
+			results := conform.Run(t.Context(), options(t, addr, validData, invalidData))
+			expect(t, results, want)
 		})
 	}
 }
