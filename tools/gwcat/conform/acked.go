@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type ackedCall struct {
 	*stream
 	call gateways.Eventing_StreamEventSourceClient
 	mu   sync.Mutex
+	done bool // half-closed: nothing more may be sent (gRPC fails the call if it is)
 }
 
 // openAcked starts es on a StreamEventSource call of client asking for window. With
@@ -80,6 +82,9 @@ func (c *ackedCall) recvAcking() (*gateways.Event, error) {
 func (c *ackedCall) send(outcome gateways.Ack_Outcome, seqs ...uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.done {
+		return errors.New("the call is half-closed")
+	}
 	return c.call.Send(&gateways.SourceControl{Control: &gateways.SourceControl_Ack{Ack: &gateways.Ack{Seqs: seqs, Outcome: outcome}}})
 }
 
@@ -296,4 +301,140 @@ func (k *kit) ackedUnavailable(err error) (Status, string) {
 		return Warn, "no acknowledged delivery: StreamEventSource is UNIMPLEMENTED, so clients fall back to StartEventSource and an event counts as handled once it is on the stream"
 	}
 	return Fail, "StreamEventSource: " + describe(err)
+}
+
+// firstAcked opens es on StreamEventSource (acknowledging each event as it is read when
+// autoAck) and waits for its first event, as firstEvent does: a source of the same config
+// that the previous check cancelled may still be stopping on the server.
+func (k *kit) firstAcked(ctx context.Context, es *gateways.EventSource, autoAck bool) (*ackedCall, *gateways.Event, error) {
+	var c *ackedCall
+	open := func(ctx context.Context, client gateways.EventingClient, es *gateways.EventSource) *stream {
+		var err error
+		c, err = k.openAcked(ctx, client, es, ackedWindow, autoAck)
+		if err != nil {
+			c = &ackedCall{stream: &stream{es: es, events: make(chan *gateways.Event), ended: make(chan struct{}), err: err, cancel: func() {}}}
+			close(c.ended)
+		}
+		return c.stream
+	}
+	deadline := time.Now().Add(k.opts.Timeout)
+	for {
+		s := open(ctx, k.client, es)
+		ev, err := k.next(ctx, s)
+		if err == nil || !endedWith(s, codes.AlreadyExists) || time.Now().After(deadline) {
+			return c, ev, err
+		}
+		s.close()
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return c, nil, err
+		}
+	}
+}
+
+// closeSend half-closes the call: the client sends nothing more.
+func (c *ackedCall) closeSend() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = true
+	return c.call.CloseSend()
+}
+
+// awaitEnd waits up to wait for the call to end, reading (and dropping) the events that
+// come meanwhile, and reports whether it ended and how many events came.
+func (k *kit) awaitEnd(ctx context.Context, c *ackedCall, wait time.Duration) (bool, int) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	events := 0
+	for {
+		select {
+		case <-c.events:
+			events++
+		case <-c.ended:
+			return true, events
+		case <-timer.C:
+			return false, events
+		case <-ctx.Done():
+			return false, events
+		}
+	}
+}
+
+// halfClose checks that half-closing a StreamEventSource call ends it: the client has no
+// more acks to send, so the server has nothing left to wait for (pkg/server ends it with
+// OK). A server that ignores it only warns: the gateway-client cancels the call right
+// after its CloseSend, so the harm is the source running (and its events waiting, lost)
+// until that cancel comes, not a source left running for good. The check passes over a
+// server that answers StreamEventSource UNIMPLEMENTED: acked-delivery reports that.
+func (k *kit) halfClose(ctx context.Context) (Status, string) {
+	es := source(k.name("half-close"), k.opts.Valid)
+	c, ev, err := k.firstAcked(ctx, es, false)
+	defer c.close()
+	if err != nil {
+		if c.isUnimplemented() {
+			return Pass, "not checked: StreamEventSource is UNIMPLEMENTED (see acked-delivery)"
+		}
+		return Fail, "StreamEventSource(--valid): " + err.Error()
+	}
+	if err := c.ack(gateways.Ack_OUTCOME_DELIVERED, ev.GetSeq()); err != nil {
+		return Fail, "StreamEventSource(--valid): " + err.Error()
+	}
+	if err := c.closeSend(); err != nil {
+		return Fail, "StreamEventSource(--valid): CloseSend after the first event: " + err.Error()
+	}
+	ended, events := k.awaitEnd(ctx, c, k.opts.Timeout)
+	switch {
+	case ctx.Err() != nil:
+		return Fail, "interrupted"
+	case !ended:
+		return Warn, fmt.Sprintf("StreamEventSource left the call open for %s after the client half-closed it (having acknowledged seq %d), and sent %d more events meanwhile: "+
+			"the server should end the call, as no more acks can come; the gateway-client cancels right after its CloseSend, so the source only runs (its events unacknowledged, lost) until then",
+			k.opts.Timeout, ev.GetSeq(), events)
+	}
+	end := endStatus(c.err)
+	if events > 0 {
+		end += fmt.Sprintf(", %d event(s) already in flight read before it ended", events)
+	}
+	return Pass, "StreamEventSource: half-closing the call after the first event ends it (" + end + ")"
+}
+
+// endStatus says how a call ended, shortly.
+func endStatus(err error) string {
+	if errors.Is(err, io.EOF) {
+		return "OK status"
+	}
+	return describe(err)
+}
+
+// badAck checks that an ack with OUTCOME_UNSPECIFIED ends the call with InvalidArgument
+// naming it: a client that sends one is broken, and should hear so rather than have its
+// events' fates guessed. Anything else warns, as does a server that takes it; it passes
+// over a server that answers StreamEventSource UNIMPLEMENTED, as half-close does.
+func (k *kit) badAck(ctx context.Context) (Status, string) {
+	es := source(k.name("bad-ack"), k.opts.Valid)
+	c, ev, err := k.firstAcked(ctx, es, false)
+	defer c.close()
+	if err != nil {
+		if c.isUnimplemented() {
+			return Pass, "not checked: StreamEventSource is UNIMPLEMENTED (see acked-delivery)"
+		}
+		return Fail, "StreamEventSource(--valid): " + err.Error()
+	}
+	what := fmt.Sprintf("an ack of seq %d with OUTCOME_UNSPECIFIED", ev.GetSeq())
+	// A failed Send means the call is already ending: its status says why.
+	_ = c.send(gateways.Ack_OUTCOME_UNSPECIFIED, ev.GetSeq())
+	ended, _ := k.awaitEnd(ctx, c, k.opts.Timeout)
+	switch {
+	case ctx.Err() != nil:
+		return Fail, "interrupted"
+	case !ended:
+		return Warn, fmt.Sprintf("StreamEventSource took %s: the call was still open %s later; it should end with InvalidArgument naming what is wrong, so that a broken client is told",
+			what, k.opts.Timeout)
+	case status.Code(c.err) != codes.InvalidArgument:
+		return Warn, fmt.Sprintf("StreamEventSource ended the call with %s after %s, InvalidArgument expected", endStatus(c.err), what)
+	case strings.TrimSpace(status.Convert(c.err).Message()) == "":
+		return Warn, fmt.Sprintf("StreamEventSource ended the call with InvalidArgument without a message after %s: the client cannot tell what was wrong", what)
+	}
+	return Pass, fmt.Sprintf("StreamEventSource ends the call after %s with %s", what, describe(c.err))
 }

@@ -47,13 +47,15 @@ const (
 	CheckTwoSources      = "two-sources"      // two sources at once stay apart
 	CheckHealth          = "health"           // grpc.health.v1 answers SERVING (warn if absent)
 	CheckAckedDelivery   = "acked-delivery"   // StreamEventSource: window, acks in any order (warn if absent)
+	CheckHalfClose       = "half-close"       // StreamEventSource: the client's half-close ends the call (warn if not)
+	CheckBadAck          = "bad-ack"          // StreamEventSource: an ack without an outcome ends the call, InvalidArgument (warn if not)
 	CheckSlowReader      = "slow-reader"      // a client that stops reading harms no one else
 )
 
 // Checks lists every check by name, in the order Run runs them: slow-reader last, as it
 // may bring a fragile server down.
 var Checks = []string{CheckValidateValid, CheckValidateInvalid, CheckStartValid, CheckStartInvalid,
-	CheckCancel, CheckTwoSources, CheckHealth, CheckAckedDelivery, CheckSlowReader}
+	CheckCancel, CheckTwoSources, CheckHealth, CheckAckedDelivery, CheckHalfClose, CheckBadAck, CheckSlowReader}
 
 // Result is one check's outcome and why.
 type Result struct {
@@ -156,6 +158,8 @@ func Run(ctx context.Context, opts Options) []Result {
 		CheckSlowReader:      k.slowReader,
 		CheckHealth:          k.health,
 		CheckAckedDelivery:   k.ackedDelivery,
+		CheckHalfClose:       k.halfClose,
+		CheckBadAck:          k.badAck,
 	}
 	results := make([]Result, 0, len(Checks))
 	for _, name := range Checks {

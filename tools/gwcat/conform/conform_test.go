@@ -2,7 +2,9 @@ package conform_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -47,10 +49,15 @@ const (
 	windowFirstOnly flaw = "StreamEventSource keeps the window only until the first ack"
 	streamsInvalid  flaw = "StreamEventSource streams an invalid config"
 	keepsCancelled  flaw = "StreamEventSource keeps running a cancelled source"
+	// ignoresHalfClose streams on after the client half-closed; acceptsBadAck takes acks
+	// with OUTCOME_UNSPECIFIED and for seqs unknown or already acknowledged.
+	ignoresHalfClose flaw = "StreamEventSource ignores the client's half-close"
+	acceptsBadAck    flaw = "StreamEventSource accepts OUTCOME_UNSPECIFIED and unknown seqs"
 )
 
 // ackedFlaws are the flaws of a fake that serves acknowledged delivery.
-var ackedFlaws = map[flaw]bool{ackedGood: true, lowersWindow: true, windowFirstOnly: true, streamsInvalid: true, keepsCancelled: true}
+var ackedFlaws = map[flaw]bool{ackedGood: true, lowersWindow: true, windowFirstOnly: true, streamsInvalid: true, keepsCancelled: true,
+	ignoresHalfClose: true, acceptsBadAck: true}
 
 // fake is a gateway server written against gateways.EventingServer directly, with one
 // flaw. Its sources are "ok" (valid, an event every 20ms) and "bad" (invalid).
@@ -158,7 +165,8 @@ func (f *fake) StreamEventSource(stream gateways.Eventing_StreamEventSourceServe
 }
 
 // serveAcked is acknowledged delivery: an event every 20ms while fewer than the window are
-// unacknowledged; but for the fake's flaw.
+// unacknowledged, the call ended (OK) by the client's half-close and (InvalidArgument) by an
+// ack without an outcome or of a seq not unacknowledged; but for the fake's flaw.
 func (f *fake) serveAcked(stream gateways.Eventing_StreamEventSourceServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -177,33 +185,48 @@ func (f *fake) serveAcked(stream gateways.Eventing_StreamEventSourceServer) erro
 	if f.flaw == lowersWindow {
 		window = 1
 	}
-	acks := make(chan int) // how many seqs each ack frees
+	acks := make(chan *gateways.Ack)
+	halfClosed := make(chan struct{})
 	go func() {
 		for {
 			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) && f.flaw != ignoresHalfClose {
+				close(halfClosed)
+				return
+			}
 			if err != nil {
 				return
 			}
 			select {
-			case acks <- len(msg.GetAck().GetSeqs()):
+			case acks <- msg.GetAck():
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	unacked, everAcked := 0, false
+	pending, everAcked := map[uint64]bool{}, false
 	for seq := uint64(1); ; {
-		if unacked < window || (f.flaw == windowFirstOnly && everAcked) {
+		if len(pending) < window || (f.flaw == windowFirstOnly && everAcked) {
 			if err := stream.Send(&gateways.Event{Name: es.GetName(), Payload: []byte(`{"fake":true}`), Seq: seq}); err != nil {
 				return err
 			}
+			pending[seq] = true
 			seq++
-			unacked++
 		}
 		select {
-		case n := <-acks:
-			unacked -= n
+		case ack := <-acks:
+			if ack.GetOutcome() == gateways.Ack_OUTCOME_UNSPECIFIED && f.flaw != acceptsBadAck {
+				return status.Errorf(codes.InvalidArgument, "ack of seqs %v: no outcome", ack.GetSeqs())
+			}
+			for _, s := range ack.GetSeqs() {
+				if !pending[s] && f.flaw != acceptsBadAck {
+					return status.Errorf(codes.InvalidArgument, "ack for seq %d: unknown or already acknowledged", s)
+				}
+				delete(pending, s)
+			}
 			everAcked = true
+		case <-halfClosed:
+			return nil
 		case <-ctx.Done():
 			return nil
 		case <-f.done:
@@ -233,10 +256,20 @@ func (f *fake) ignoreWindow(stream gateways.Eventing_StreamEventSourceServer) er
 		return status.Error(codes.InvalidArgument, "fake.data: must be ok")
 	}
 	name := first.GetStart().GetSource().GetName()
+	ended := make(chan error, 1) // nil: the client half-closed
 	go func() {
-		// Acks are read and ignored; Recv ends when the call does.
+		// Acks are read and ignored, but for the checks of other rules (half-close, bad-ack):
+		// the fake has one flaw. Recv ends when the call does.
 		for {
-			if _, err := stream.Recv(); err != nil {
+			msg, err := stream.Recv()
+			switch {
+			case errors.Is(err, io.EOF):
+				ended <- nil
+				return
+			case err != nil:
+				return
+			case msg.GetAck().GetOutcome() == gateways.Ack_OUTCOME_UNSPECIFIED:
+				ended <- status.Error(codes.InvalidArgument, "ack without an outcome")
 				return
 			}
 		}
@@ -246,6 +279,8 @@ func (f *fake) ignoreWindow(stream gateways.Eventing_StreamEventSourceServer) er
 			return err
 		}
 		select {
+		case err := <-ended:
+			return err
 		case <-stream.Context().Done():
 			return nil
 		case <-f.done:
@@ -403,7 +438,7 @@ func TestBrokenServers(t *testing.T) {
 	}
 }
 
-// Each fake serving acknowledged delivery with a flaw fails exactly the check for it, and
+// Each fake serving acknowledged delivery with a flaw fails (or warns) exactly the check for it, and
 // the one without a flaw, or that lowers the window as the proto allows, passes them all.
 func TestAckedServers(t *testing.T) {
 	tests := []struct {
@@ -416,6 +451,8 @@ func TestAckedServers(t *testing.T) {
 		{windowFirstOnly, conform.CheckAckedDelivery, conform.Fail},
 		{streamsInvalid, conform.CheckStartInvalid, conform.Fail},
 		{keepsCancelled, conform.CheckCancel, conform.Fail},
+		{ignoresHalfClose, conform.CheckHalfClose, conform.Warn},
+		{acceptsBadAck, conform.CheckBadAck, conform.Warn},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.flaw), func(t *testing.T) {
