@@ -1,11 +1,13 @@
-// Package kube gives eventgate's processes their Kubernetes client configuration: the file
-// $KUBECONFIG names, else the pod's service account.
+// Package kube gives eventgate's processes their Kubernetes client configuration (the file
+// $KUBECONFIG names, else the pod's service account), and what they share in reading the
+// API server's answers.
 package kube
 
 import (
 	"fmt"
 	"os"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -31,3 +33,9 @@ func Config(kubeconfig string) (*rest.Config, error) {
 
 // FromEnv is Config of $KUBECONFIG.
 func FromEnv() (*rest.Config, error) { return Config(os.Getenv(EnvKubeconfig)) }
+
+// IsDenied tells the errors of RBAC and authentication (Forbidden, Unauthorized), which no
+// retry overcomes until someone changes the rules or the credentials.
+func IsDenied(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
+}

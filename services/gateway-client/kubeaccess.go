@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/eventgate/eventgate/pkg/kube"
 )
 
 // reportEvery is how often the same list or watch failure is logged again while it lasts.
@@ -41,12 +43,6 @@ func newConfigMapAccess(gateways dynamic.ResourceInterface, gateway, ref, source
 	return &configMapAccess{gateways: gateways, gateway: gateway, ref: ref, source: source, log: log, now: time.Now}
 }
 
-// isDenial tells the errors of RBAC and authentication, which no retry overcomes until
-// someone changes the rules or the credentials.
-func isDenial(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
-}
-
 // isRoutine tells the failures every long watch meets (closed, expired): client-go lists
 // or watches again at once, and there is nothing to tell.
 func isRoutine(err error) bool {
@@ -58,7 +54,7 @@ func isRoutine(err error) bool {
 // each failed list or watch, before client-go retries.
 func (a *configMapAccess) failed(ctx context.Context, r *cache.Reflector, err error) {
 	switch {
-	case isDenial(err):
+	case kube.IsDenied(err):
 		if a.shouldLog(err) {
 			a.log.Error("event-source ConfigMap not readable: no event sources until RBAC allows it", "configMap", a.source, "error", err)
 		}

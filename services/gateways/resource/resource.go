@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -212,18 +211,13 @@ func (w *watch) hasAnswered() bool {
 	return w.answered
 }
 
-// isDenial tells the errors of RBAC and authentication, which no retry overcomes.
-func isDenial(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
-}
-
 // failed records a list or watch failure the informer reports; it tells whether the
 // failure is the first denial.
 func (w *watch) failed(err error) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.lastErr = err
-	if !isDenial(err) {
+	if !kube.IsDenied(err) {
 		w.answered = true // the informer lists and watches again: nothing for RBAC to say
 		return false
 	}
@@ -240,7 +234,7 @@ func (w *watch) failed(err error) bool {
 // list (sendInitialEvents), which the informer follows with a plain list and watch.
 func (w *watch) watchAnswered(opts metav1.ListOptions, err error) {
 	streamingList := opts.SendInitialEvents != nil && *opts.SendInitialEvents
-	if err != nil && (isDenial(err) || streamingList) {
+	if err != nil && (kube.IsDenied(err) || streamingList) {
 		return
 	}
 	w.mu.Lock()
