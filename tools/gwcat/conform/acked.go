@@ -62,11 +62,16 @@ func (k *kit) openAcked(ctx context.Context, client gateways.EventingClient, es 
 func (k *kit) openStream(ctx context.Context, client gateways.EventingClient, es *gateways.EventSource) *stream {
 	c, err := k.openAcked(ctx, client, es, ackedWindow, true)
 	if err != nil {
-		s := &stream{es: es, events: make(chan *gateways.Event), ended: make(chan struct{}), err: err, cancel: func() {}}
-		close(s.ended)
-		return s
+		return endedStream(es, err)
 	}
 	return c.stream
+}
+
+// endedStream is the stream of a call that could not be opened: ended, with err.
+func endedStream(es *gateways.EventSource, err error) *stream {
+	s := &stream{es: es, events: make(chan *gateways.Event), ended: make(chan struct{}), err: err, cancel: func() {}}
+	close(s.ended)
+	return s
 }
 
 // recvAcking receives an event and acknowledges it as delivered at once. A failed Send
@@ -303,34 +308,30 @@ func (k *kit) ackedUnavailable(err error) (Status, string) {
 	return Fail, "StreamEventSource: " + describe(err)
 }
 
-// firstAcked opens es on StreamEventSource (acknowledging each event as it is read when
-// autoAck) and waits for its first event, as firstEvent does: a source of the same config
-// that the previous check cancelled may still be stopping on the server.
-func (k *kit) firstAcked(ctx context.Context, es *gateways.EventSource, autoAck bool) (*ackedCall, *gateways.Event, error) {
-	var c *ackedCall
+// firstAcked opens the source check (on --valid) on StreamEventSource, acknowledging
+// nothing, and waits for its first event, as firstEvent does: a source of the same config
+// that the previous check cancelled may still be stopping on the server. Without a first
+// event, ev is nil and the check's result is st and why: passed over (acked-delivery
+// reports it) for a server that answers StreamEventSource UNIMPLEMENTED, failed otherwise.
+// The call is to be closed either way.
+func (k *kit) firstAcked(ctx context.Context, check string) (c *ackedCall, ev *gateways.Event, st Status, why string) {
+	es := source(k.name(check), k.opts.Valid)
 	open := func(ctx context.Context, client gateways.EventingClient, es *gateways.EventSource) *stream {
 		var err error
-		c, err = k.openAcked(ctx, client, es, ackedWindow, autoAck)
+		c, err = k.openAcked(ctx, client, es, ackedWindow, false)
 		if err != nil {
-			c = &ackedCall{stream: &stream{es: es, events: make(chan *gateways.Event), ended: make(chan struct{}), err: err, cancel: func() {}}}
-			close(c.ended)
+			c = &ackedCall{stream: endedStream(es, err)}
 		}
 		return c.stream
 	}
-	deadline := time.Now().Add(k.opts.Timeout)
-	for {
-		s := open(ctx, k.client, es)
-		ev, err := k.next(ctx, s)
-		if err == nil || !endedWith(s, codes.AlreadyExists) || time.Now().After(deadline) {
-			return c, ev, err
-		}
-		s.close()
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-ctx.Done():
-			return c, nil, err
-		}
+	_, ev, err := k.firstEvent(ctx, open, es)
+	switch {
+	case err == nil:
+		return c, ev, Pass, ""
+	case c.isUnimplemented():
+		return c, nil, Pass, "not checked: StreamEventSource is UNIMPLEMENTED (see acked-delivery)"
 	}
+	return c, nil, Fail, "StreamEventSource(--valid): " + err.Error()
 }
 
 // closeSend half-closes the call: the client sends nothing more.
@@ -368,14 +369,10 @@ func (k *kit) awaitEnd(ctx context.Context, c *ackedCall, wait time.Duration) (b
 // until that cancel comes, not a source left running for good. The check passes over a
 // server that answers StreamEventSource UNIMPLEMENTED: acked-delivery reports that.
 func (k *kit) halfClose(ctx context.Context) (Status, string) {
-	es := source(k.name("half-close"), k.opts.Valid)
-	c, ev, err := k.firstAcked(ctx, es, false)
+	c, ev, st, why := k.firstAcked(ctx, "half-close")
 	defer c.close()
-	if err != nil {
-		if c.isUnimplemented() {
-			return Pass, "not checked: StreamEventSource is UNIMPLEMENTED (see acked-delivery)"
-		}
-		return Fail, "StreamEventSource(--valid): " + err.Error()
+	if ev == nil {
+		return st, why
 	}
 	if err := c.ack(gateways.Ack_OUTCOME_DELIVERED, ev.GetSeq()); err != nil {
 		return Fail, "StreamEventSource(--valid): " + err.Error()
@@ -412,14 +409,10 @@ func endStatus(err error) string {
 // events' fates guessed. Anything else warns, as does a server that takes it; it passes
 // over a server that answers StreamEventSource UNIMPLEMENTED, as half-close does.
 func (k *kit) badAck(ctx context.Context) (Status, string) {
-	es := source(k.name("bad-ack"), k.opts.Valid)
-	c, ev, err := k.firstAcked(ctx, es, false)
+	c, ev, st, why := k.firstAcked(ctx, "bad-ack")
 	defer c.close()
-	if err != nil {
-		if c.isUnimplemented() {
-			return Pass, "not checked: StreamEventSource is UNIMPLEMENTED (see acked-delivery)"
-		}
-		return Fail, "StreamEventSource(--valid): " + err.Error()
+	if ev == nil {
+		return st, why
 	}
 	what := fmt.Sprintf("an ack of seq %d with OUTCOME_UNSPECIFIED", ev.GetSeq())
 	// A failed Send means the call is already ending: its status says why.

@@ -300,23 +300,24 @@ func endedWith(s *stream, code codes.Code) bool {
 	}
 }
 
-// firstEvent opens es and waits for its first event. The previous check's source of the
-// same config (one webhook endpoint) may still be stopping on the server, as its
-// cancellation travels on its own: while the server refuses es with AlreadyExists, it is
-// opened again, as the gateway-client restarts a failed source, until the timeout.
-func (k *kit) firstEvent(ctx context.Context, open opener, es *gateways.EventSource) (*stream, error) {
+// firstEvent opens es and waits for its first event, which it returns with the stream. The
+// previous check's source of the same config (one webhook endpoint) may still be stopping
+// on the server, as its cancellation travels on its own: while the server refuses es with
+// AlreadyExists, it is opened again, as the gateway-client restarts a failed source, until
+// the timeout.
+func (k *kit) firstEvent(ctx context.Context, open opener, es *gateways.EventSource) (*stream, *gateways.Event, error) {
 	deadline := time.Now().Add(k.opts.Timeout)
 	for {
 		s := open(ctx, k.client, es)
-		_, err := k.next(ctx, s)
+		ev, err := k.next(ctx, s)
 		if err == nil || !endedWith(s, codes.AlreadyExists) || time.Now().After(deadline) {
-			return s, err
+			return s, ev, err
 		}
 		s.close()
 		select {
 		case <-time.After(50 * time.Millisecond):
 		case <-ctx.Done():
-			return s, err
+			return s, nil, err
 		}
 	}
 }
@@ -331,7 +332,7 @@ func (k *kit) cancel(ctx context.Context) (Status, string) {
 
 func (k *kit) restarts(ctx context.Context, call string, open opener) (Status, string) {
 	es := source(k.name("restart"), k.opts.Valid)
-	first, err := k.firstEvent(ctx, open, es)
+	first, _, err := k.firstEvent(ctx, open, es)
 	if err != nil {
 		first.close()
 		if unimplemented(call, first) {
